@@ -1,0 +1,25 @@
+# semantoks: fMRIPrep derivatives -> parcel time series -> foundation model -> phenotype probes.
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/atlas.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/fmriprep.smk"
+include: "workflow/rules/parcellate.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/probe.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,5 @@
+import sys
+
+from semantoks.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""`semantoks <command>`: the pieces of the workflow a person runs by hand."""
+
+import argparse
+import json
+import sys
+
+from semantoks import __version__
+from semantoks.errors import SemantoksError
+
+
+def _check_config(args):
+    from semantoks.config import load_config
+    from semantoks.workflow_plan import atlas_spec_from_config
+
+    config = load_config(args.config)
+    print(f"{args.config}: valid; atlas {atlas_spec_from_config(config).atlas_id}, cohorts {', '.join(config['cohorts'])}")
+
+
+def _atlas(args):
+    from semantoks.atlas import load_atlas, write_atlas
+    from semantoks.config import load_config
+    from semantoks.workflow_plan import atlas_spec_from_config
+
+    config = load_config(args.config)
+    settings = config["atlas"]
+    atlas = load_atlas(
+        atlas_spec_from_config(config),
+        templateflow_home=args.templateflow_home or settings["templateflow_home"],
+        allow_download=settings["allow_download"] and not args.offline,
+    )
+    labels, dseg = write_atlas(atlas, args.out)
+    counts = atlas.labels["network"].value_counts().reindex(atlas.networks)
+    print(f"{atlas.atlas_id}: {len(atlas.labels)} parcels -> {labels}")
+    for network, count in counts.items():
+        print(f"  {network:<14} {count}")
+
+
+def _simulate(args):
+    from semantoks.atlas import AtlasSpec, load_atlas
+    from semantoks.simulate import simulate_cohort
+
+    atlas = load_atlas(AtlasSpec(n_parcels=100, n_networks=7), templateflow_home=args.templateflow_home)
+    plan = simulate_cohort(args.out, atlas.image, atlas.labels, args.n_subjects, args.seed, args.resolution_mm)
+    print(f"{args.out}: {len(plan.subjects)} simulated subjects, {len(plan.runs)} runs")
+
+
+def _onboard(args):
+    from semantoks.cohorts.onboard import main as onboard_main
+
+    onboard_main(args)
+
+
+def _pretrain(args):
+    from semantoks.model.train import pretrain
+
+    with open(args.spec) as handle:
+        spec = json.load(handle)
+    pretrain(**spec)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="semantoks", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"semantoks {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check-config", help="validate a config.yaml and say what it resolves to")
+    check.add_argument("config", nargs="?", default="config.yaml")
+    check.set_defaults(handler=_check_config)
+
+    atlas = commands.add_parser("atlas", help="resolve the configured atlas and write its parcel -> network table")
+    atlas.add_argument("--config", default="config.yaml")
+    atlas.add_argument("--out", required=True, help="folder for labels.tsv and dseg.nii.gz")
+    atlas.add_argument("--templateflow-home", help="local TemplateFlow-layout folder (overrides the config)")
+    atlas.add_argument("--offline", action="store_true", help="never download")
+    atlas.set_defaults(handler=_atlas)
+
+    simulate = commands.add_parser("simulate", help="write the simulated demo cohort (BIDS + fMRIPrep-style derivatives)")
+    simulate.add_argument("--out", required=True)
+    simulate.add_argument("--n-subjects", type=int, default=48)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--resolution-mm", type=float, default=6)
+    simulate.add_argument("--templateflow-home", help="local TemplateFlow-layout folder with the Schaefer atlas")
+    simulate.set_defaults(handler=_simulate)
+
+    onboard = commands.add_parser("onboard", help="index a new cohort, report problems, write its config entry")
+    from semantoks.cohorts.onboard_cli import add_arguments
+
+    add_arguments(onboard)
+    onboard.set_defaults(handler=_onboard)
+
+    pretrain = commands.add_parser("pretrain", help="pretrain from a JSON spec (the Snakemake rule and torchrun use this)")
+    pretrain.add_argument("--spec", required=True)
+    pretrain.set_defaults(handler=_pretrain)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except SemantoksError as error:
+        print(f"semantoks: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

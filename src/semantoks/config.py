@@ -1,0 +1,109 @@
+"""Load and validate the workflow configuration against its JSON-Schema, filling defaults."""
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from semantoks.errors import SemantoksError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+def load_schema(name="config"):
+    with open(SCHEMA_DIR / f"{name}.schema.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_config(path):
+    path = Path(path)
+    if not path.is_file():
+        raise SemantoksError(f"{path}: config file not found; pass an existing config.yaml.")
+    try:
+        with open(path) as handle:
+            config = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SemantoksError(f"{path}{where}: not valid YAML ({error.problem if mark else error}); fix the syntax.") from None
+    return validate_config(config, source=path)
+
+
+def validate_config(config, source="config.yaml"):
+    """Return a validated copy of `config` with schema defaults filled in; one clear error otherwise."""
+    schema = load_schema("config")
+    config = copy.deepcopy(config)
+    _fill_defaults(config, schema, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise SemantoksError(f"{source}: {_describe(errors[0], schema)}")
+    return config
+
+
+def _resolve(schema, root):
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/"):
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _fill_defaults(instance, schema, root):
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return
+    properties = schema.get("properties", {})
+    for key, sub in properties.items():
+        sub = _resolve(sub, root)
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    additional = schema.get("additionalProperties")
+    if isinstance(additional, dict):
+        for key, value in instance.items():
+            if key not in properties:
+                _fill_defaults(value, additional, root)
+
+
+def _describe(error, schema):
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        key = extra[0] if extra else "?"
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
+        prefix = f"{where}." if error.absolute_path else ""
+        return f"'{prefix}{key}' is not a known setting; {hint}"
+    if error.validator == "type":
+        return f"'{where}' must be of type {error.validator_value}, got {error.instance!r}; fix the value."
+    if error.validator == "enum":
+        choices = ", ".join(map(str, error.validator_value))
+        return f"'{where}' is {error.instance!r} but must be one of: {choices}."
+    if error.validator == "required":
+        return f"'{where}' is missing a required setting ({error.message}); add it."
+    return f"'{where}': {error.message}; fix the value."
+
+
+def config_hash(config):
+    """A short stable hash of the resolved config, recorded in every output's metadata."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def source_hash():
+    """Hash of the package source, so results built by older code are rebuilt, never silently reused."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

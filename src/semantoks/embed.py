@@ -1,0 +1,153 @@
+"""Frozen-encoder embeddings: one vector per scan, averaged over deterministic test-time crops."""
+
+import json
+import logging
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from semantoks.atomic import atomic_path
+from semantoks.model.checkpoint import (
+    build_encoder_from, check_identity, checkpoint_sha256, data_identity, load_encoder,
+)
+from semantoks.model.data import Preprocessing, crop, is_usable, preprocess_scan, scan_records, embedding_crop_starts
+from semantoks.model.distributed import resolve_device
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = b"semantoks"
+KEY_COLUMNS = ("cohort", "scan_id", "subject", "session")
+
+
+class ScanEncoder(Protocol):
+    """What embed_scans needs from a model: its data identity and crop batch -> feature vectors.
+
+    A batch is {"x" [B, P, T], "parcel_valid" [B, P], "patch_valid" [B, K]} on the encoder's device;
+    `embed` returns [B, feature_dim] float32. A discrete-token model can plug in by providing these.
+    """
+
+    data_identity: dict
+    feature_dim: int
+    device: torch.device
+
+    def embed(self, batch) -> torch.Tensor: ...
+
+
+class NetworkTokenScanEncoder:
+    """Features of the network-token encoder: CLS concatenated with the mean of its valid tokens."""
+
+    def __init__(self, encoder, identity, device):
+        self.encoder = encoder.to(device).eval().requires_grad_(False)
+        self.data_identity = identity
+        self.device = torch.device(device)
+        self.feature_dim = 2 * encoder.dim
+
+    @torch.no_grad()
+    def embed(self, batch):
+        out = self.encoder(batch["x"], batch["parcel_valid"], batch["patch_valid"])
+        weights = out["token_valid"].to(out["tokens"].dtype)[..., None]
+        mean_tokens = (out["tokens"] * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return torch.cat([out["cls"], mean_tokens], dim=-1).float()
+
+
+def embed_scans(scan_encoder, records, n_crops=8, batch_size=64):
+    """(keys DataFrame, features [n_scans, F] float32) for (data, tr, meta) records; short scans skipped."""
+    prep = Preprocessing.from_config(scan_encoder.data_identity["preprocessing"])
+    keys, sums, counts = [], [], []
+    pending = []
+
+    def run(pending):
+        batch = {name: torch.from_numpy(np.stack([item[i] for item in pending])).to(scan_encoder.device)
+                 for i, name in enumerate(("x", "parcel_valid", "patch_valid"))}
+        features = scan_encoder.embed(batch).cpu().numpy()
+        for (*_, scan_index), feature in zip(pending, features):
+            sums[scan_index] += feature
+            counts[scan_index] += 1
+
+    for data, tr, meta in records:
+        if not is_usable(data.shape[0], tr, prep):
+            log.warning("not embedding scan %s of cohort %s: shorter than one %d-TR patch",
+                        meta.get("scan_id"), meta.get("cohort"), prep.patch_len)
+            continue
+        scan = preprocess_scan(data, tr, prep, meta)
+        keys.append({column: meta.get(column) for column in KEY_COLUMNS})
+        sums.append(np.zeros(scan_encoder.feature_dim, dtype=np.float64))
+        counts.append(0)
+        for start in embedding_crop_starts(scan.n_frames, prep, n_crops):
+            x, patch_valid = crop(scan.values, start, prep)
+            pending.append((x, scan.parcel_valid, patch_valid, len(keys) - 1))
+            if len(pending) == batch_size:
+                run(pending)
+                pending = []
+    if pending:
+        run(pending)
+    features = np.asarray([s / c for s, c in zip(sums, counts)], dtype=np.float32)
+    return pd.DataFrame(keys, columns=list(KEY_COLUMNS)), features.reshape(len(keys), scan_encoder.feature_dim)
+
+
+def random_init_encoder(config, atlas_metadata, cohorts, seed, source):
+    """(encoder, data_identity) of the architecture in a pretrain config, initialised from `seed`."""
+    from semantoks.model.train import resolve_pretrain_config
+
+    config = resolve_pretrain_config(config)
+    identity = data_identity(atlas_metadata, Preprocessing.from_config(config).identity(), cohorts, source)
+    torch.manual_seed(seed)
+    return build_encoder_from(config, identity), identity
+
+
+def embed_dataset(checkpoint_path, dataset_root, atlas_id, cohorts, out_parquet, n_crops=8, batch_size=64,
+                  device="auto", config=None, seed=0, allow_strategy_mismatch=False):
+    """Embed every included scan of `cohorts` with a checkpoint's frozen teacher (None: random-init control).
+
+    The random-init control builds the architecture of `config` (a pretrain section; None = defaults)
+    with weights from `seed`. Writes `out_parquet` atomically and returns the same table as a DataFrame.
+    """
+    from semantoks.dataset import iter_scans, read_atlas_metadata
+
+    metadata = read_atlas_metadata(dataset_root, atlas_id)
+    if checkpoint_path is None:
+        encoder, identity = random_init_encoder(config, metadata, cohorts, seed, dataset_root)
+        provenance = {"checkpoint_sha256": "random-init", "seed": int(seed)}
+    else:
+        encoder, identity = load_encoder(checkpoint_path, which="teacher")
+        check_identity(identity, metadata, f"{dataset_root} (atlas {atlas_id})", checkpoint=checkpoint_path,
+                       cohorts=cohorts, allow_strategy_mismatch=allow_strategy_mismatch)
+        provenance = {"checkpoint_sha256": checkpoint_sha256(checkpoint_path), "seed": None}
+    scan_encoder = NetworkTokenScanEncoder(encoder, identity, resolve_device(device))
+    keys, features = embed_scans(scan_encoder, scan_records(iter_scans(dataset_root, atlas_id, cohorts)),
+                                 n_crops, batch_size)
+    record = {**provenance, "atlas_id": atlas_id, "preprocessing": identity["preprocessing"],
+              "feature": "teacher cls + mean of valid network tokens", "n_crops": int(n_crops),
+              "embedding_dim": int(scan_encoder.feature_dim), "cohorts": sorted(keys["cohort"].unique().tolist())}
+    write_embeddings(out_parquet, keys, features, record)
+    frame = keys.assign(embedding=list(features))
+    frame.attrs["semantoks"] = record
+    return frame
+
+
+def write_embeddings(path, keys, features, record):
+    """The embeddings Parquet of docs/design.md: key columns + fixed_size_list<float32> `embedding`."""
+    dim = features.shape[1]
+    # pandas turns a missing session into NaN; Parquet keeps it as null
+    columns = {name: pa.array(keys[name].tolist(), type=pa.string(), from_pandas=True) for name in KEY_COLUMNS}
+    flat = pa.array(np.ascontiguousarray(features, dtype=np.float32).ravel(), type=pa.float32())
+    columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, dim)
+    table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(record).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_embeddings(path):
+    """(DataFrame with key columns and `embedding` arrays, metadata record) of an embeddings Parquet."""
+    table = pq.read_table(path)
+    record = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    frame = table.drop(["embedding"]).to_pandas()
+    dim = table.schema.field("embedding").type.list_size
+    values = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False)
+    frame["embedding"] = list(values.reshape(-1, dim))
+    return frame, record

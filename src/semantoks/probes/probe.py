@@ -1,0 +1,244 @@
+"""Per-phenotype linear probes of several feature sets on shared subject-grouped splits, with a label-shuffle null."""
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from semantoks import __version__
+from semantoks.atomic import write_json
+from semantoks.errors import SemantoksError
+from semantoks.probes.estimators import (
+    LOGISTIC_CS,
+    RIDGE_ALPHAS,
+    SplitBasis,
+    fit_logistic,
+    fit_ridge,
+    select_logistic_C,
+)
+from semantoks.probes.features import align_feature_sets
+from semantoks.probes.labels import expand_phenotype_specs, subject_key, subject_labels, unusable_reason
+from semantoks.probes.metrics import (
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    REGRESSION_METRICS,
+    classification_metrics,
+    regression_metrics,
+)
+from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
+from semantoks.probes.summary import summarise
+
+
+def phenotype_seed(seed, name):
+    """A seed per phenotype that does not depend on which other phenotypes run, or in what order."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
+
+
+def probe_phenotype(
+    feature_sets,
+    phenotypes,
+    name,
+    spec,
+    n_repeats=10,
+    test_size=0.2,
+    n_permutations=100,
+    seed=0,
+    inner_folds=5,
+    min_subjects=10,
+    out_json=None,
+    n_threads=1,
+):
+    """Probe one phenotype (a resolved spec from `expand_phenotype_specs`) with every feature set.
+
+    Returns the per-phenotype record and writes it to `out_json` when given. `n_threads` caps BLAS
+    threads: the matrices are small, and multithreaded BLAS on busy cores runs many times slower.
+    """
+    if not feature_sets:
+        raise SemantoksError("config.yaml: probe.feature_sets is empty; name at least one feature set to probe.")
+    aligned, dropped = align_feature_sets(feature_sets)
+    meta = next(iter(aligned.values()))[0]
+    labels = subject_labels(phenotypes, name, spec, meta)
+    record = {
+        "phenotype": name,
+        "type": labels.kind,
+        "source": spec["source"],
+        "classes": labels.classes,
+        "bin_edges": labels.bin_edges,
+        "n_subjects": int(len(labels.values)),
+        "dropped_scans": dropped,
+        "settings": {
+            "n_repeats": n_repeats,
+            "test_size": test_size,
+            "n_permutations": n_permutations,
+            "seed": seed,
+            "phenotype_seed": phenotype_seed(seed, name),
+            "inner_folds": inner_folds,
+            "min_subjects": min_subjects,
+            "ridge_alphas": list(RIDGE_ALPHAS),
+            "logistic_Cs": list(LOGISTIC_CS),
+            "semantoks_version": __version__,
+        },
+    }
+    reason = unusable_reason(labels, inner_folds, min_subjects)
+    if reason is None:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            record.update(_probe(aligned, labels, record["settings"]))
+        record.update(status="ok", reason="")
+    else:
+        record.update(status="skipped", reason=reason, n_scans=0, splits=[], feature_sets={n: {} for n in aligned})
+    if out_json is not None:
+        write_json(out_json, record)
+    return record
+
+
+def _probe(aligned, labels, settings):
+    meta = next(iter(aligned.values()))[0]
+    position = {key: i for i, key in enumerate(labels.subjects)}
+    scan_keys = [subject_key(c, s) for c, s in zip(meta["cohort"].astype(str), meta["subject"].astype(str))]
+    scan_subject = np.array([position.get(key, -1) for key in scan_keys])
+    rows = np.flatnonzero(scan_subject >= 0)
+    scan_subject = scan_subject[rows]
+    rng_seed = settings["phenotype_seed"]
+    splits = subject_splits(
+        np.arange(len(labels.values)),
+        labels.values if labels.is_classification else None,
+        settings["n_repeats"],
+        settings["test_size"],
+        seed=rng_seed,
+    )
+    label_columns = _shuffled_label_columns(labels.values, settings["n_permutations"], rng_seed)
+    scan_level = scan_splits(scan_subject, splits)
+    results = {}
+    for feature_set, (_, X) in aligned.items():
+        results[feature_set] = _probe_feature_set(X[rows], scan_subject, labels, scan_level, label_columns, settings)
+    return {
+        "n_scans": int(len(rows)),
+        "splits": [
+            {"train": labels.subjects[train].tolist(), "test": labels.subjects[test].tolist()} for train, test in splits
+        ],
+        "feature_sets": results,
+    }
+
+
+def _shuffled_label_columns(values, n_permutations, seed):
+    """Subject labels as columns: the observed ones first, then one subject-level permutation per column."""
+    rng = np.random.default_rng(seed)
+    columns = [values] + [values[rng.permutation(len(values))] for _ in range(n_permutations)]
+    return np.stack(columns, axis=1)
+
+
+def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings):
+    per_repeat, hyperparameters = [], []
+    for repeat, (train, test) in enumerate(scan_level):
+        basis = SplitBasis(X[train])
+        Y = label_columns[scan_subject[train]]
+        if labels.is_classification:
+            folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat)
+            C = select_logistic_C(basis.train_scores, Y[:, 0], folds)
+            scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X[test]), len(labels.classes))
+            subjects, proba = _subject_means(scan_subject[test], scan_proba)
+            scores = classification_metrics(label_columns[subjects], proba)
+            hyperparameters.append({"C": float(C)})
+        else:
+            scan_pred, alphas = fit_ridge(basis, Y.astype(np.float64), scan_subject[train], X[test])
+            subjects, predicted = _subject_means(scan_subject[test], scan_pred)
+            scores = regression_metrics(label_columns[subjects], predicted)
+            hyperparameters.append({"alpha": float(alphas[0])})
+        per_repeat.append(scores)
+    return _summarise_repeats(per_repeat, hyperparameters, labels.is_classification)
+
+
+def _inner_folds(train_scan_subject, subject_values, settings, repeat):
+    """Inner CV folds over the training subjects, stratified on their labels, expanded to scan positions."""
+    subjects = np.unique(train_scan_subject)
+    values = subject_values[subjects]
+    n_folds = int(min(settings["inner_folds"], np.bincount(values)[np.unique(values)].min()))
+    folds = subject_folds(values, n_folds=max(n_folds, 2), seed=(settings["phenotype_seed"] + repeat) % 2**32)
+    return [
+        (scan_indices(train_scan_subject, subjects[fit]), scan_indices(train_scan_subject, subjects[valid]))
+        for fit, valid in folds
+    ]
+
+
+def _subject_means(scan_subject, scan_values):
+    """Average scan-level predictions [n_scans, ...] per subject: (subject positions, means [n_subjects, ...])."""
+    subjects, inverse = np.unique(scan_subject, return_inverse=True)
+    weights = (inverse[None, :] == np.arange(len(subjects))[:, None]).astype(np.float64)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return subjects, np.tensordot(weights, scan_values, axes=(1, 0))
+
+
+def _summarise_repeats(per_repeat, hyperparameters, is_classification):
+    names = CLASSIFICATION_METRICS if is_classification else REGRESSION_METRICS
+    result = {"hyperparameters": hyperparameters, "metrics": {}, "summary": {}}
+    for metric in names:
+        values = np.array([scores[metric] for scores in per_repeat])
+        observed = values[:, 0]
+        result["metrics"][metric] = [_finite_or_none(v) for v in observed]
+        result["summary"][metric] = _metric_summary(metric, observed, np.nanmean(values[:, 1:], axis=0))
+    return result
+
+
+def _metric_summary(metric, observed, null):
+    """Mean/SD over repeats, the shuffled-label null (mean over the same repeats per permutation), its p-value."""
+    finite = observed[np.isfinite(observed)]
+    mean = float(finite.mean()) if len(finite) else float("nan")
+    summary = {
+        "mean": _finite_or_none(mean),
+        "sd": float(finite.std(ddof=1)) if len(finite) > 1 else None,
+        "n_repeats": int(len(finite)),
+        "p_value": None,
+        "shuffled_mean": None,
+        "shuffled_sd": None,
+        "null": [_finite_or_none(v) for v in null],
+    }
+    null = null[np.isfinite(null)]
+    if len(null) and np.isfinite(mean):
+        beats = null <= mean if metric in LOWER_IS_BETTER else null >= mean
+        summary.update(
+            p_value=float((1 + beats.sum()) / (1 + len(null))),
+            shuffled_mean=float(null.mean()),
+            shuffled_sd=float(null.std(ddof=1)) if len(null) > 1 else None,
+        )
+    return summary
+
+
+def _finite_or_none(value):
+    return float(value) if np.isfinite(value) else None
+
+
+def run_probes(
+    feature_sets,
+    phenotypes,
+    phenotype_specs,
+    n_repeats=10,
+    test_size=0.2,
+    n_permutations=100,
+    seed=0,
+    out_dir="results/probes",
+    inner_folds=5,
+    min_subjects=10,
+    n_threads=1,
+):
+    """Probe every phenotype in `phenotype_specs` (config form); writes `<phenotype>.json` and `summary.tsv`."""
+    out_dir = Path(out_dir)
+    json_paths = []
+    for name, spec in expand_phenotype_specs(phenotype_specs, phenotypes.attrs.get("phenotype_types")).items():
+        path = out_dir / f"{name}.json"
+        probe_phenotype(
+            feature_sets,
+            phenotypes,
+            name,
+            spec,
+            n_repeats=n_repeats,
+            test_size=test_size,
+            n_permutations=n_permutations,
+            seed=seed,
+            inner_folds=inner_folds,
+            min_subjects=min_subjects,
+            out_json=path,
+            n_threads=n_threads,
+        )
+        json_paths.append(path)
+    return summarise(json_paths, out_dir / "summary.tsv")

@@ -1,0 +1,261 @@
+"""The self-contained HTML report: figures as embedded PNG, the probe table, QC, and how the run was made."""
+
+import base64
+import datetime
+import html
+import importlib.metadata
+import importlib.resources
+import platform
+import string
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from semantoks import __version__
+from semantoks.atomic import write_text
+from semantoks.dataset import iter_scans
+from semantoks.errors import SemantoksError
+from semantoks.probes.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
+from semantoks.probes.summary import read_probe_record
+from semantoks.report import figures
+
+VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "matplotlib", "torch", "nilearn")
+
+
+def build_report(
+    summary_tsv, phenotype_jsons, manifest, log_csv, example_scan, labels, out_html, config_hash=None, title=None
+):
+    """Write the report page to `out_html`.
+
+    `manifest`: DataFrame or manifest file path(s) (.parquet/.tsv), or None; `log_csv`: the trainer's
+    log.csv or None; `example_scan`: a Scan (or [frames, parcels] array) or None; `labels`: the
+    atlas table (DataFrame, labels.tsv path, or list of {name, network} dicts).
+    """
+    summary = pd.read_csv(summary_tsv, sep="\t", na_values=["n/a"], keep_default_na=False)
+    records = [read_probe_record(path) for path in phenotype_jsons]
+    fields = {
+        "title": html.escape(title or "semantoks: phenotype probes of a network-token brain foundation model"),
+        "run_line": html.escape(_run_line(config_hash)),
+        "probe_intro": _probe_intro(records),
+        "probe_figure": _probe_figure(records),
+        "summary_table": _summary_table(summary),
+        "skipped_table": _skipped_table(summary),
+        "loss_section": _loss_section(log_csv),
+        "qc_section": _qc_section(_read_manifest(manifest)),
+        "connectome_section": _connectome_section(example_scan, labels),
+        "run_table": _run_table(records, config_hash),
+    }
+    template = importlib.resources.files("semantoks.report").joinpath("template.html").read_text()
+    write_text(out_html, string.Template(template).substitute(fields))
+    return Path(out_html)
+
+
+def _figure(png, caption, alt):
+    encoded = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _run_line(config_hash):
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"semantoks {__version__} · config {config_hash or 'unknown'} · generated {stamp}"
+
+
+def _settings(records):
+    return next((r["settings"] for r in records if r.get("settings")), {})
+
+
+def _probe_intro(records):
+    settings = _settings(records)
+    ok = [r for r in records if r["status"] == "ok"]
+    feature_sets = sorted({name for r in ok for name in r["feature_sets"]})
+    return html.escape(
+        f"{len(ok)} of {len(records)} phenotypes probed with {len(feature_sets)} feature sets "
+        f"({', '.join(feature_sets) or 'none'}): a standardised linear probe (logistic regression for classes, "
+        f"ridge for continuous values) on {settings.get('n_repeats', '?')} repeated random splits that hold out "
+        f"{100 * settings.get('test_size', 0):.0f}% of subjects (all of a subject's scans on one side), "
+        f"the penalty chosen by cross-validation over training subjects only, and predictions averaged over "
+        f"each test subject's scans."
+    )
+
+
+def _probe_figure(records):
+    if not any(r["status"] == "ok" for r in records):
+        return "<p>No phenotype could be probed; see the reasons below.</p>"
+    settings = _settings(records)
+    caption = (
+        "Each panel is one phenotype. Bars: mean of its primary metric (balanced accuracy for class labels, "
+        f"R² for continuous ones) over {settings.get('n_repeats', '?')} subject-grouped splits; whiskers ±1 SD; "
+        "dots: single splits. Dashed line on a bar: the same feature set's shuffled-label control "
+        f"(mean over {settings.get('n_permutations', '?')} subject-level label permutations on the same splits), "
+        "with its permutation p-value under the feature set's name. Dotted grey line: chance."
+    )
+    return _figure(figures.probe_bars(records), html.escape(caption), "probe results per phenotype")
+
+
+def _summary_table(summary):
+    """One table for class-label phenotypes and one for continuous ones: a row per phenotype x feature set."""
+    ok = summary[summary["status"] == "ok"]
+    tables = []
+    for metrics in (CLASSIFICATION_METRICS, REGRESSION_METRICS):
+        part = ok[ok["metric"].isin(metrics)]
+        if part.empty:
+            continue
+        labels = "".join(f"<th>{figures.METRIC_LABELS[m]}</th>" for m in metrics)
+        rows = [f"<tr><th>phenotype</th><th>feature set</th>{labels}<th>subjects</th><th>repeats</th></tr>"]
+        for phenotype, group in part.groupby("phenotype", sort=False):
+            best = {metric: _best_feature_set(group[group["metric"] == metric], metric) for metric in metrics}
+            feature_sets = list(dict.fromkeys(group["feature_set"]))
+            for k, feature_set in enumerate(feature_sets):
+                by_metric = group[group["feature_set"] == feature_set].set_index("metric")
+                first = f'<td rowspan="{len(feature_sets)}">{html.escape(str(phenotype))}</td>' if k == 0 else ""
+                is_best = {m: best[m] == feature_set and len(feature_sets) > 1 for m in metrics}
+                cells = "".join(_metric_cell(by_metric, m, is_best[m]) for m in metrics)
+                counts = by_metric.iloc[0]
+                rows.append(
+                    f"<tr>{first}<td>{html.escape(str(feature_set))}</td>{cells}"
+                    f'<td class="num">{int(counts["n_subjects"])}</td>'
+                    f'<td class="num">{int(counts["n_repeats"])}</td></tr>'
+                )
+        tables.append(f"<table>{''.join(rows)}</table>")
+    if tables:
+        tables.append("<p class='meta'>Bold: the best feature set for that phenotype and metric.</p>")
+    return "".join(tables)
+
+
+def _best_feature_set(rows, metric):
+    if rows.empty or rows["mean"].isna().all():
+        return None
+    means = rows.set_index("feature_set")["mean"].astype(float)
+    return means.idxmin() if metric in LOWER_IS_BETTER else means.idxmax()
+
+
+def _metric_cell(by_metric, metric, is_best):
+    if metric not in by_metric.index:
+        return "<td></td>"
+    row = by_metric.loc[metric]
+    return (
+        f'<td class="num{" best" if is_best else ""}">{_number(row["mean"])} ± {_number(row["sd"])}'
+        f'<br><span class="sub">shuffled {_number(row["shuffled_mean"])} · p {_number(row["p_value"])}</span></td>'
+    )
+
+
+def _skipped_table(summary):
+    skipped = summary[summary["status"] != "ok"].drop_duplicates("phenotype")
+    if skipped.empty:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r['phenotype']))}</td><td>{html.escape(str(r['reason']))}</td></tr>"
+        for _, r in skipped.iterrows()
+    )
+    return f"<h3>Not probed</h3><table><tr><th>phenotype</th><th>reason</th></tr>{rows}</table>"
+
+
+def _number(value):
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    # round first so a tiny negative shows as 0.000, not -0.000
+    return f"{round(float(value), 3) + 0.0:.3f}"
+
+
+def _loss_section(log_csv):
+    if log_csv is None or not Path(log_csv).is_file():
+        return "<p>No pretraining log: the model was not trained in this run (connectivity baselines only).</p>"
+    log = pd.read_csv(log_csv)
+    if "step" not in log.columns or log.empty:
+        raise SemantoksError(f"{log_csv}: has no `step` column or no rows; re-run pretraining to rewrite it.")
+    caption = (
+        f"Left: the self-distillation loss terms logged by the trainer over {int(log['step'].max())} steps "
+        "(log scale when all are positive). Right: the per-step schedules, each divided by its maximum so they "
+        "share one axis. A total loss that falls and flattens, with no term collapsing to zero, is the healthy shape."
+    )
+    return _figure(figures.loss_curves(log), html.escape(caption), "pretraining loss curves")
+
+
+def _read_manifest(manifest):
+    if manifest is None or isinstance(manifest, pd.DataFrame):
+        return manifest
+    paths = [manifest] if isinstance(manifest, (str, Path)) else list(manifest)
+    frames = []
+    for path in map(Path, paths):
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, sep="\t", na_values=["n/a"])
+        hive = [part.split("=", 1)[1] for part in path.parts if part.startswith("cohort=")]
+        if "cohort" not in frame and hive:
+            # a partition file names its cohort only in its folder
+            frame.insert(0, "cohort", hive[-1])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _qc_section(manifest):
+    if manifest is None or manifest.empty:
+        return "<p>No manifest given.</p>"
+    included = manifest["included"].astype(bool)
+    caption = (
+        f"{len(manifest)} scans, {int(included.sum())} included and {int((~included).sum())} excluded. "
+        "Left: mean framewise displacement per scan; middle: percentage of frames censored; right: why scans "
+        "were excluded (one bar per reason)."
+    )
+    cohorts = manifest["cohort"] if "cohort" in manifest else pd.Series("all", index=manifest.index)
+    counts = included.groupby(cohorts.astype(str)).agg(scans="size", included="sum").reset_index()
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r.iloc[0]))}</td><td class='num'>{r['scans']}</td>"
+        f"<td class='num'>{int(r['included'])}</td></tr>"
+        for _, r in counts.iterrows()
+    )
+    table = f"<table><tr><th>cohort</th><th>scans</th><th>included</th></tr>{rows}</table>"
+    return _figure(figures.qc_histograms(manifest), html.escape(caption), "QC histograms") + table
+
+
+def _networks(labels):
+    if isinstance(labels, (str, Path)):
+        labels = pd.read_csv(labels, sep="\t")
+    if isinstance(labels, pd.DataFrame):
+        return labels["network"].astype(str).tolist()
+    return [str(label["network"]) for label in labels]
+
+
+def _connectome_section(example_scan, labels):
+    if example_scan is None:
+        return "<p>No example scan given.</p>"
+    data = getattr(example_scan, "data", example_scan)
+    networks = _networks(labels)
+    if np.shape(data)[1] != len(networks):
+        raise SemantoksError(
+            f"atlas labels: list {len(networks)} parcels but the example scan has {np.shape(data)[1]}; "
+            "pass the labels.tsv of the dataset's atlas."
+        )
+    name = getattr(example_scan, "scan_id", "example scan")
+    cohort = getattr(example_scan, "cohort", None)
+    title = f"{name} ({cohort})" if cohort else str(name)
+    caption = (
+        f"Functional connectivity of {title}: Fisher-z Pearson correlations over its {np.shape(data)[0]} kept "
+        f"frames, {len(networks)} parcels grouped by network (atlas order within a network), network blocks "
+        "outlined. Grey: parcels outside the scan's brain mask (and the diagonal). Colour limits: ±98th "
+        "percentile of |z|. Warm within-network blocks are the expected structure."
+    )
+    return _figure(figures.connectivity_matrix(data, networks, title), html.escape(caption), "connectivity matrix")
+
+
+def _run_table(records, config_hash):
+    settings = _settings(records)
+    rows = [("config hash", config_hash or "unknown"), ("semantoks", __version__)]
+    rows.append(("python", platform.python_version()))
+    for package in VERSIONED_PACKAGES:
+        try:
+            rows.append((package, importlib.metadata.version(package)))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    for key in ("n_repeats", "test_size", "n_permutations", "inner_folds", "min_subjects", "seed"):
+        if key in settings:
+            rows.append((f"probe {key}", settings[key]))
+    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def first_scan(dataset_root, atlas_id, cohorts=None):
+    """The dataset's first included scan, for the example connectome."""
+    return next(iter(iter_scans(dataset_root, atlas_id, cohorts=cohorts, columns=("timeseries",))), None)

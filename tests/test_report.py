@@ -1,0 +1,109 @@
+import base64
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semantoks.errors import SemantoksError
+from semantoks.probes import run_probes
+from semantoks.report import build_report
+from semantoks.report.figures import exclusion_reasons
+
+NETWORKS = ["Vis"] * 4 + ["SomMot"] * 3 + ["Default"] * 5
+
+
+@pytest.fixture(scope="module")
+def probe_outputs(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n = 40
+    signal = rng.normal(size=n)
+    subjects = [f"{i:02d}" for i in range(n)]
+    meta = pd.DataFrame({"cohort": "demo", "scan_id": [f"sub-{s}" for s in subjects], "subject": subjects})
+    X = np.outer(signal, rng.normal(size=20)) + rng.normal(size=(n, 20))
+    phenotypes = pd.DataFrame(
+        {"subject": subjects, "group": np.where(signal > 0, "a", "b"), "score": signal, "site": "one"}
+    )
+    out = tmp_path_factory.mktemp("probes")
+    specs = {"group": {"type": "binary"}, "score": {"type": "continuous"}, "site": {"type": "categorical"}}
+    run_probes({"fc": (meta, X), "noise": (meta, rng.normal(size=(n, 8)))}, phenotypes, specs,
+               n_repeats=3, n_permutations=5, out_dir=out)
+    return out
+
+
+@pytest.fixture()
+def report_inputs(probe_outputs, tmp_path):
+    rng = np.random.default_rng(1)
+    steps = np.arange(0, 50, 5)
+    log = pd.DataFrame({"step": steps, "lr": 1e-3 * np.ones(len(steps)), "loss_total": 3 - steps / 30,
+                        "loss_compression": 2 - steps / 40, "loss_mtm": 1 - steps / 60})
+    log.to_csv(tmp_path / "log.csv", index=False)
+    manifest = pd.DataFrame({
+        "cohort": "demo", "scan_id": [f"s{i}" for i in range(6)], "subject": list("aabbcc"),
+        "mean_fd": [0.1, 0.2, 0.9, 0.15, 0.8, 0.12], "pct_censored": [5.0, 8.0, 60.0, 2.0, 55.0, 1.0],
+        "included": [True, True, False, True, False, True],
+        "reason": [None, None, "mean FD 0.9 mm above 0.5 mm", None, "mean FD 0.8 mm above 0.5 mm", None],
+    })
+    data = rng.normal(size=(50, len(NETWORKS)))
+    data[:, 2] = np.nan
+    return {
+        "summary_tsv": probe_outputs / "summary.tsv",
+        "phenotype_jsons": sorted(probe_outputs.glob("*.json")),
+        "manifest": manifest,
+        "log_csv": tmp_path / "log.csv",
+        "example_scan": SimpleNamespace(cohort="demo", scan_id="sub-01_task-rest", data=data),
+        "labels": pd.DataFrame({"index": range(1, 13), "name": [f"p{i}" for i in range(12)], "network": NETWORKS}),
+        "out_html": tmp_path / "report" / "report.html",
+    }
+
+
+def embedded_pngs(page):
+    return [base64.b64decode(chunk) for chunk in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+
+
+def test_report_embeds_every_figure_and_the_summary_table(report_inputs):
+    build_report(**report_inputs, config_hash="abc123")
+    page = report_inputs["out_html"].read_text()
+    images = embedded_pngs(page)
+    assert len(images) == 4 and all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+    for alt in ("probe results per phenotype", "pretraining loss curves", "QC histograms", "connectivity matrix"):
+        assert f'alt="{alt}"' in page
+    summary = pd.read_csv(report_inputs["summary_tsv"], sep="\t", na_values=["n/a"], keep_default_na=False)
+    row = summary[(summary["phenotype"] == "group") & (summary["feature_set"] == "fc")]
+    accuracy = row[row["metric"] == "balanced_accuracy"].iloc[0]
+    assert f"{accuracy['mean']:.3f} ± {accuracy['sd']:.3f}" in page
+    assert f"p {accuracy['p_value']:.3f}" in page
+    assert "only one class (one)" in page
+    assert "abc123" in page and "scikit-learn" in page
+    assert "4 scans included" not in page and "6 scans, 4 included and 2 excluded" in page
+
+
+def test_report_without_pretraining_log_or_manifest_says_so(report_inputs):
+    build_report(**{**report_inputs, "log_csv": None, "manifest": None, "example_scan": None})
+    page = report_inputs["out_html"].read_text()
+    assert len(embedded_pngs(page)) == 1
+    assert "No pretraining log" in page and "No manifest given" in page and "No example scan given" in page
+
+
+def test_report_reads_the_manifest_tsv_and_labels_tsv_written_by_the_dataset_stage(report_inputs, tmp_path):
+    manifest_tsv = tmp_path / "manifest" / "atlas=Toy" / "cohort=demo" / "manifest.tsv"
+    manifest_tsv.parent.mkdir(parents=True)
+    report_inputs["manifest"].drop(columns="cohort").to_csv(manifest_tsv, sep="\t", index=False, na_rep="n/a")
+    labels_tsv = tmp_path / "labels.tsv"
+    report_inputs["labels"].to_csv(labels_tsv, sep="\t", index=False)
+    build_report(**{**report_inputs, "manifest": [manifest_tsv], "labels": labels_tsv})
+    page = report_inputs["out_html"].read_text()
+    assert len(embedded_pngs(page)) == 4 and "6 scans, 4 included" in page
+    assert "<td>demo</td><td class='num'>6</td>" in page
+
+
+def test_example_scan_and_atlas_labels_must_agree(report_inputs):
+    with pytest.raises(SemantoksError, match="labels"):
+        build_report(**{**report_inputs, "labels": report_inputs["labels"].iloc[:5]})
+    assert not report_inputs["out_html"].exists()
+
+
+def test_exclusion_reasons_group_sentences_that_differ_only_in_numbers(report_inputs):
+    counts = exclusion_reasons(report_inputs["manifest"])
+    assert counts.to_dict() == {"mean FD N mm above N mm": 2}

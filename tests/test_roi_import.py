@@ -1,0 +1,220 @@
+"""ROI time-series import: file formats, orientation, TR per site, labels, and the per-run output contract."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from scipy.io import savemat
+
+from semantoks.cohorts.roi_import import import_roi_cohort, import_roi_timeseries, roi_label_table
+from semantoks.errors import SemantoksError
+
+PATTERN = r"(?P<site>[A-Za-z]+)_(?P<subject>\d+)_rois_cc200\.1D"
+
+
+def _series(seed, n_frames, n_parcels=5):
+    return np.random.default_rng(seed).normal(size=(n_frames, n_parcels)).round(4)
+
+
+def _write_1d(path, data):
+    # ABIDE Preprocessed: one '#'-prefixed header line of ROI numbers, then whitespace-separated rows
+    header = "\t".join(f"#{2000 + i}" for i in range(data.shape[1]))
+    np.savetxt(path, data, delimiter="\t", header=header, comments="", fmt="%.4f")
+
+
+@pytest.fixture
+def abide_folder(tmp_path):
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    data = {"0051001": _series(1, 12), "0051002": _series(2, 9), "0050003": _series(3, 11)}
+    data["0051002"][:, 3] = 0.0
+    sites = {"0051001": "NYU", "0051002": "NYU", "0050003": "UM"}
+    for subject, series in data.items():
+        _write_1d(folder / f"{sites[subject]}_{subject}_rois_cc200.1D", series)
+    (folder / "README.txt").write_text("not a time series\n")
+    return folder, data
+
+
+def test_abide_1d_import_writes_design_per_run_outputs(abide_folder, tmp_path):
+    folder, data = abide_folder
+    out = tmp_path / "results" / "timeseries" / "abide"
+    outputs = import_roi_timeseries(folder, PATTERN, "abide", "cc200", out, tr_by_site={"NYU": 2.0, "UM": 1.5},
+                                    space="MNI152NLin6Asym", strategy="imported")
+    assert [p.name for p, _ in outputs] == [
+        "sub-0050003_task-rest_space-MNI152NLin6Asym_atlas-cc200_desc-imported_timeseries.parquet",
+        "sub-0051001_task-rest_space-MNI152NLin6Asym_atlas-cc200_desc-imported_timeseries.parquet",
+        "sub-0051002_task-rest_space-MNI152NLin6Asym_atlas-cc200_desc-imported_timeseries.parquet",
+    ]
+    parquet, qc_path = outputs[2]
+    assert parquet.parent == out / "sub-0051002"
+    assert qc_path.name == parquet.name.replace("_timeseries.parquet", "_qc.json")
+    table = pq.read_table(parquet)
+    assert table.schema.names == ["frame", "roi001", "roi002", "roi003", "roi004", "roi005"]
+    assert str(table.schema.field("frame").type) == "int32"
+    assert all(str(table.schema.field(n).type) == "float" for n in table.schema.names[1:])
+    values = np.column_stack([table[n].to_numpy() for n in table.schema.names[1:]])
+    expected = data["0051002"].astype(np.float32)
+    expected[:, 3] = np.nan  # an all-zero parcel was outside the subject's mask
+    np.testing.assert_array_equal(values, expected)
+    assert table["frame"].to_pylist() == list(range(9))
+    qc = json.loads(qc_path.read_text())
+    assert json.loads(table.schema.metadata[b"semantoks"]) == qc
+    assert qc["tr"] == 2.0 and qc["n_volumes"] == qc["n_frames"] == 9 and qc["n_dummy"] == 0
+    assert qc["included"] is True and qc["reason"] is None
+    assert qc["parcel_coverage"] == [1.0, 1.0, 1.0, 0.0, 1.0]
+    assert np.isnan(qc["mean_fd"])
+    assert (qc["subject"], qc["session"], qc["task"], qc["scan_id"]) == ("0051002", None, "rest", "sub-0051002_task-rest")
+    assert qc["source_bold"].endswith("NYU_0051002_rois_cc200.1D")
+    assert json.loads(outputs[0][1].read_text())["tr"] == 1.5
+
+
+def test_imported_cohort_consolidates_like_any_other(abide_folder, tmp_path):
+    from semantoks.dataset import build_partition
+    from semantoks.dataset.read import iter_scans
+
+    folder, data = abide_folder
+    labels = pd.DataFrame({"name": [f"P{i}" for i in range(5)], "network": ["Vis", "Vis", "Default", "Default", "Cont"]})
+    outputs = import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0, labels=labels)
+    build_partition(outputs, tmp_path / "dataset", cohort="abide", atlas_id="cc200", labels=roi_label_table(labels, 5),
+                    space="unknown", strategy={}, pipeline_version="test", config_hash="x")
+    scans = {scan.subject: scan for scan in iter_scans(tmp_path / "dataset", "cc200")}
+    assert set(scans) == {"0051001", "0051002", "0050003"}
+    np.testing.assert_allclose(scans["0051001"].data, data["0051001"], atol=1e-6)
+    assert scans["0051002"].tr == 2.0 and scans["0051002"].coverage.tolist() == [1, 1, 1, 0, 1]
+    assert np.isnan(scans["0051002"].data[:, 3]).all()
+
+
+def test_label_table_names_networks_and_hemispheres(tmp_path):
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tnetwork\nVis_LH_1\tVis\nVis_RH_1\tVis\nThal\t\n")
+    table = roi_label_table(labels, 3)
+    assert table.to_dict("list") == {"index": [1, 2, 3], "name": ["Vis_LH_1", "Vis_RH_1", "Thal"],
+                                     "network": ["Vis", "Vis", "Unassigned"], "hemisphere": ["L", "R", "n/a"]}
+    assert roi_label_table(None, 2)["name"].tolist() == ["roi001", "roi002"]
+    with pytest.raises(SemantoksError, match=r"labels.tsv: 3 labels but the time series have 4 parcels"):
+        roi_label_table(labels, 4)
+
+
+@pytest.mark.parametrize("fmt", ["csv_header", "csv_plain", "tsv_header", "txt", "npy", "mat"])
+def test_formats_read_the_same_numbers(tmp_path, fmt):
+    data = {"01": _series(4, 7, 3), "02": _series(5, 8, 3)}
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for subject, series in data.items():
+        stem = folder / f"sub{subject}_ts"
+        if fmt.startswith(("csv", "tsv")):
+            sep = "," if fmt.startswith("csv") else "\t"
+            pd.DataFrame(series, columns=["a", "b", "c"]).to_csv(
+                f"{stem}.{fmt[:3]}", sep=sep, index=False, header=fmt.endswith("header"))
+        elif fmt == "txt":
+            np.savetxt(f"{stem}.txt", series)
+        elif fmt == "npy":
+            np.save(f"{stem}.npy", series)
+        else:
+            savemat(f"{stem}.mat", {"ROI_ts": series, "other": np.zeros(3)})
+    outputs = import_roi_timeseries(folder, r"sub(?P<subject>\d+)_ts", "c1", "atlas1", tmp_path / "out", tr=0.8,
+                                    mat_variable="ROI_ts" if fmt == "mat" else None)
+    for (parquet, _), subject in zip(outputs, sorted(data)):
+        table = pq.read_table(parquet).to_pandas()
+        np.testing.assert_allclose(table.iloc[:, 1:].to_numpy(), data[subject], atol=1e-5)
+
+
+def test_mat_file_needs_the_variable_name_when_ambiguous(tmp_path):
+    savemat(tmp_path / "sub01.mat", {"ts": np.ones((4, 2)), "labels": np.ones(2)})
+    with pytest.raises(SemantoksError, match=r"sub01.mat: holds variables .*set roi.mat_variable"):
+        import_roi_timeseries(tmp_path, r"sub(?P<subject>\d+)\.mat", "c1", "a", tmp_path / "out", tr=2)
+    with pytest.raises(SemantoksError, match=r"no variable 'nope'"):
+        import_roi_timeseries(tmp_path, r"sub(?P<subject>\d+)\.mat", "c1", "a", tmp_path / "out", tr=2, mat_variable="nope")
+
+
+def test_parcels_by_frames_files_are_transposed(tmp_path):
+    # frame counts differ between scans, parcel counts do not: that tells the orientation apart
+    series = {"1": _series(6, 10, 4), "2": _series(7, 13, 4)}
+    for subject, data in series.items():
+        np.save(tmp_path / f"s{subject}.npy", data.T)
+    auto = import_roi_timeseries(tmp_path, r"s(?P<subject>\d)\.npy", "c", "a", tmp_path / "auto", tr=2)
+    explicit = import_roi_timeseries(tmp_path, r"s(?P<subject>\d)\.npy", "c", "a", tmp_path / "explicit", tr=2,
+                                     orientation="parcels_by_frames")
+    for outputs in (auto, explicit):
+        table = pq.read_table(outputs[1][0]).to_pandas()
+        np.testing.assert_allclose(table.iloc[:, 1:].to_numpy(), series["2"], atol=1e-6)
+
+
+def test_sessions_and_runs_from_the_pattern(tmp_path):
+    for session in ("1", "2"):
+        np.save(tmp_path / f"sub-7_ses-{session}_run-1.npy", _series(int(session), 6, 2))
+    outputs = import_roi_timeseries(tmp_path, r"sub-(?P<subject>\d+)_ses-(?P<session>\d)_run-(?P<run>\d)\.npy",
+                                    "c", "a", tmp_path / "out", tr=2, task="movie")
+    assert [p.relative_to(tmp_path / "out").as_posix() for p, _ in outputs] == [
+        "sub-7/ses-1/sub-7_ses-1_task-movie_run-1_space-unknown_atlas-a_desc-imported_timeseries.parquet",
+        "sub-7/ses-2/sub-7_ses-2_task-movie_run-1_space-unknown_atlas-a_desc-imported_timeseries.parquet",
+    ]
+
+
+def test_pattern_is_searched_below_the_folder_or_in_listed_paths(tmp_path):
+    folder = tmp_path / "sub99"
+    for subject in ("01", "02"):
+        target = folder / f"site{subject}" / f"sub{subject}.npy"
+        target.parent.mkdir(parents=True)
+        np.save(target, _series(int(subject), 5, 2))
+    pattern = r"sub(?P<subject>\d+)"
+    from_folder = import_roi_timeseries(folder, pattern, "c", "a", tmp_path / "out1", tr=2)
+    assert [json.loads(qc.read_text())["subject"] for _, qc in from_folder] == ["01", "02"]
+    listed = import_roi_timeseries([folder / "site02" / "sub02.npy"], r"/sub(?P<subject>\d+)\.npy", "c", "a",
+                                   tmp_path / "out2", tr=2)
+    assert [json.loads(qc.read_text())["subject"] for _, qc in listed] == ["02"]
+
+
+def test_tr_and_mean_fd_from_the_phenotype_table(tmp_path):
+    for subject in ("51001", "51002"):
+        np.save(tmp_path / f"{subject}.npy", _series(int(subject), 6, 2))
+    table = tmp_path / "pheno.csv"
+    table.write_text("SUB_ID,SITE_ID,func_mean_fd\n51001,NYU,0.12\n51002,UM_1,-9999\n")
+    outputs = import_roi_cohort(
+        "abide", {"files": str(tmp_path), "pattern": r"(?P<subject>\d+)\.npy", "tr_column": "SITE_ID",
+                  "tr_by_site": {"NYU": 2.0, "UM_1": 2.5}, "mean_fd_column": "func_mean_fd"},
+        {"table": str(table), "participant_column": "SUB_ID"}, "cc200", tmp_path / "out")
+    qcs = [json.loads(qc.read_text()) for _, qc in outputs]
+    assert [qc["tr"] for qc in qcs] == [2.0, 2.5]
+    assert qcs[0]["mean_fd"] == 0.12 and np.isnan(qcs[1]["mean_fd"])
+
+
+def test_tr_missing_for_a_site_names_site_and_key(abide_folder, tmp_path):
+    folder, _ = abide_folder
+    message = r"UM_0050003_rois_cc200.1D: site 'UM' has no repetition time; add it under roi.tr_by_site"
+    with pytest.raises(SemantoksError, match=message):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr_by_site={"NYU": 2.0})
+    with pytest.raises(SemantoksError, match=r"roi: no repetition time; set roi.tr"):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_inconsistent_parcel_counts_name_the_file(abide_folder, tmp_path):
+    folder, _ = abide_folder
+    _write_1d(folder / "NYU_0051009_rois_cc200.1D", _series(9, 12, 6))
+    with pytest.raises(SemantoksError, match=r"NYU_0051009_rois_cc200.1D: has 6 parcels but most files have 5"):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr=2.0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unparseable_file_is_named(abide_folder, tmp_path):
+    folder, _ = abide_folder
+    (folder / "NYU_0051010_rois_cc200.1D").write_text("#1 #2\n0.1 0.2\n0.3 oops\n")
+    with pytest.raises(SemantoksError, match=r"NYU_0051010_rois_cc200.1D: could not read a numeric table"):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr=2.0)
+
+
+def test_pattern_matching_no_file(abide_folder, tmp_path):
+    folder, _ = abide_folder
+    with pytest.raises(SemantoksError, match=r"roi.pattern .* matches no file"):
+        import_roi_timeseries(folder, r"(?P<subject>\d+)_rois_aal\.1D", "abide", "aal", tmp_path / "out", tr=2.0)
+    with pytest.raises(SemantoksError, match=r"has no \(\?P<subject>"):
+        import_roi_timeseries(folder, r"\d+_rois_cc200\.1D", "abide", "cc200", tmp_path / "out", tr=2.0)
+
+
+def test_subject_label_must_be_alphanumeric(tmp_path):
+    np.save(tmp_path / "sub-01;rm.npy", np.ones((3, 2)))
+    with pytest.raises(SemantoksError, match=r"not alphanumeric"):
+        import_roi_timeseries(tmp_path, r"sub-(?P<subject>[^.]+)\.npy", "c", "a", tmp_path / "out", tr=2)

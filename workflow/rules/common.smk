@@ -1,0 +1,139 @@
+import os
+import sys
+from pathlib import Path
+
+# the package lives in src/; jobs (and conda envs) import it from there, installed or not
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from semantoks.config import config_hash, source_hash, validate_config
+from semantoks.probes.labels import phenotype_job_names
+from semantoks.workflow_plan import (
+    atlas_spec_from_config,
+    bids_string,
+    derivatives_root,
+    planned_runs,
+)
+
+config.update(validate_config(config, source="config"))
+
+R = config["results"]
+ATLAS = atlas_spec_from_config(config)
+ATLAS_ID = ATLAS.atlas_id
+SPACE = config["atlas"]["space"]
+STRATEGY = config["denoise"]["strategy"]
+DESC = bids_string(STRATEGY)
+COHORTS = list(config["cohorts"])
+# rules take these as params, so edited code or config reruns exactly the affected jobs
+CODE_VERSION = source_hash()
+CONFIG_HASH = config_hash(config)
+
+RUNS = {cohort: {run.scan_id: run for run in planned_runs(config, cohort)} for cohort in COHORTS}
+SIMULATED = [c for c in COHORTS if config["cohorts"][c]["source"] == "simulated"]
+ROI_COHORTS = [c for c in COHORTS if config["cohorts"][c]["source"] == "roi"]
+BIDS_COHORTS = [c for c in COHORTS if config["cohorts"][c]["source"] == "bids"]
+PRETRAIN_COHORTS = config["pretrain"]["cohorts"] or COHORTS
+PROBE_COHORTS = config["probe"]["cohorts"] or COHORTS
+# continuous phenotypes with bins also get a <name>_binned job
+PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
+FEATURE_SETS = [
+    name
+    for name in config["probe"]["feature_sets"]
+    if config["pretrain"]["enabled"] or name not in ("model", "random_init")
+]
+
+
+wildcard_constraints:
+    cohort="[A-Za-z0-9]+",
+    subject="[A-Za-z0-9]+",
+    scan_dir=r"sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?/func",
+    scan_id=r"sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
+    phenotype="[A-Za-z0-9_]+",
+    feature_set="[a-z_]+",
+
+
+ATLAS_LABELS = f"{R}/atlas/{ATLAS_ID}/labels.tsv"
+ATLAS_DSEG = f"{R}/atlas/{ATLAS_ID}/dseg.nii.gz"
+TIMESERIES = (
+    R + "/timeseries/{cohort}/{scan_dir}/{scan_id}"
+    + f"_space-{SPACE}_atlas-{ATLAS_ID}_desc-{DESC}_timeseries.parquet"
+)
+RUN_QC = TIMESERIES.replace("_timeseries.parquet", "_qc.json")
+PARTITION = f"{R}/dataset/timeseries/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
+MANIFEST = f"{R}/dataset/manifest/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
+PHENOTYPE_TABLE = R + "/dataset/phenotypes/cohort={cohort}/part-0.parquet"
+MODEL_DIR = f"{R}/models/{config['pretrain']['preset']}_{ATLAS_ID}"
+CHECKPOINT = f"{MODEL_DIR}/checkpoint.pt"
+FEATURES = R + "/features/{feature_set}.parquet"
+
+
+def run_of(wildcards):
+    try:
+        return RUNS[wildcards.cohort][wildcards.scan_id]
+    except KeyError:
+        raise ValueError(f"no run {wildcards.scan_id} in cohort {wildcards.cohort}") from None
+
+
+def parcellate_inputs(wildcards):
+    run = run_of(wildcards)
+    inputs = {"labels": ATLAS_LABELS, "dseg": ATLAS_DSEG}
+    if wildcards.cohort in BIDS_COHORTS and config["fmriprep"]["runner"] != "existing":
+        # fMRIPrep writes a subject's runs in one job; its marker stands for all of them
+        inputs["fmriprep"] = f"{R}/cohorts/{wildcards.cohort}/fmriprep_done/sub-{run.subject}.done"
+    elif not run.problem:
+        inputs.update(bold=run.bold, mask=run.mask, confounds=run.confounds, sidecar=run.sidecar)
+    return inputs
+
+
+def run_outputs(cohort, pattern):
+    return [
+        pattern.format(cohort=cohort, scan_dir=run.scan_dir, scan_id=run.scan_id)
+        for run in RUNS[cohort].values()
+    ]
+
+
+def partition_inputs(wildcards):
+    if wildcards.cohort in ROI_COHORTS:
+        return {"roi": f"{R}/timeseries/{wildcards.cohort}/roi_import.done", "labels": ATLAS_LABELS}
+    return {
+        "timeseries": run_outputs(wildcards.cohort, TIMESERIES),
+        "qc": run_outputs(wildcards.cohort, RUN_QC),
+        "labels": ATLAS_LABELS,
+    }
+
+
+def phenotype_table_path(cohort):
+    table = config["cohorts"][cohort]["phenotypes"]["table"]
+    if table:
+        return table
+    if cohort in SIMULATED:
+        return f"{R}/cohorts/{cohort}/bids/participants.tsv"
+    return None
+
+
+def phenotype_inputs(wildcards):
+    table = phenotype_table_path(wildcards.cohort)
+    return {"table": table, "manifest": MANIFEST.format(cohort=wildcards.cohort)} if table else {
+        "manifest": MANIFEST.format(cohort=wildcards.cohort)
+    }
+
+
+def fmriprep_subjects(cohort):
+    return sorted({run.subject for run in RUNS[cohort].values()})
+
+
+def feature_inputs(wildcards):
+    partitions = [PARTITION.format(cohort=c) for c in PROBE_COHORTS]
+    if wildcards.feature_set == "model":
+        return {"partitions": partitions, "checkpoint": CHECKPOINT}
+    return {"partitions": partitions}
+
+
+def final_targets():
+    targets = [f"{R}/dataset/dataset_description.json"]
+    targets += [PARTITION.format(cohort=c) for c in COHORTS]
+    targets += [PHENOTYPE_TABLE.format(cohort=c) for c in COHORTS]
+    if PHENOTYPES:
+        targets += [f"{R}/probes/summary.tsv", f"{R}/report/report.html"]
+    return targets

@@ -1,0 +1,50 @@
+rule embed:
+    """Frozen-teacher embeddings of every scan (model), or the same architecture untrained (random_init)."""
+    input:
+        unpack(feature_inputs),
+    output:
+        R + "/features/{feature_set}.parquet",
+    wildcard_constraints:
+        feature_set="model|random_init",
+    params:
+        dataset=f"{R}/dataset",
+        atlas_id=ATLAS_ID,
+        cohorts=PROBE_COHORTS,
+        embed=config["embed"],
+        pretrain=config["pretrain"],
+        code=CODE_VERSION,
+    log:
+        R + "/logs/features/{feature_set}.log",
+    benchmark:
+        R + "/benchmarks/features/{feature_set}.tsv"
+    conda:
+        "../../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/embed.py"
+
+
+rule connectivity_features:
+    """Baselines: full Fisher-z functional connectivity, or its within/between-network averages."""
+    input:
+        unpack(feature_inputs),
+    output:
+        R + "/features/{feature_set}.parquet",
+    wildcard_constraints:
+        feature_set="fc|network_fc",
+    params:
+        dataset=f"{R}/dataset",
+        atlas_id=ATLAS_ID,
+        cohorts=PROBE_COHORTS,
+        code=CODE_VERSION,
+    log:
+        R + "/logs/features/{feature_set}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/connectivity_features.py"

@@ -1,0 +1,47 @@
+rule parcellate_run:
+    """Denoise one run with its fMRIPrep confounds and extract parcel time series (one job per run)."""
+    input:
+        unpack(parcellate_inputs),
+    output:
+        timeseries=TIMESERIES,
+        qc=RUN_QC,
+    params:
+        run=run_of,
+        strategy=config["denoise"],
+        atlas_id=ATLAS_ID,
+        space=SPACE,
+        code=CODE_VERSION,
+    log:
+        R + "/logs/parcellate/{cohort}/{scan_dir}/{scan_id}.log",
+    benchmark:
+        R + "/benchmarks/parcellate/{cohort}/{scan_dir}/{scan_id}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/parcellate_run.py"
+
+
+rule import_roi_timeseries:
+    """A cohort that arrives already parcellated: its ROI time series files, in the per-run format."""
+    input:
+        labels=ATLAS_LABELS,
+    output:
+        touch(R + "/timeseries/{cohort}/roi_import.done"),
+    params:
+        roi=lambda wildcards: config["cohorts"][wildcards.cohort]["roi"],
+        phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
+        out_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
+        atlas_id=ATLAS_ID,
+        code=CODE_VERSION,
+    log:
+        R + "/logs/import_roi/{cohort}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/import_roi_timeseries.py"

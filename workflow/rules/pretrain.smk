@@ -1,0 +1,26 @@
+rule pretrain:
+    """Self-distilled network-token model; torchrun with one process per requested GPU."""
+    input:
+        partitions=[PARTITION.format(cohort=c) for c in PRETRAIN_COHORTS],
+    output:
+        checkpoint=CHECKPOINT,
+        log_csv=f"{MODEL_DIR}/log.csv",
+    params:
+        pretrain=config["pretrain"],
+        dataset=f"{R}/dataset",
+        atlas_id=ATLAS_ID,
+        cohorts=PRETRAIN_COHORTS,
+        out_dir=MODEL_DIR,
+        code=CODE_VERSION,
+    log:
+        f"{MODEL_DIR}/pretrain.log",
+    benchmark:
+        f"{MODEL_DIR}/benchmark.tsv"
+    conda:
+        "../../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        gpu=config["pretrain"]["gpus"],
+    script:
+        "../scripts/pretrain.py"

@@ -1,0 +1,48 @@
+rule probe_phenotype:
+    """Linear probes of one phenotype on every feature set, on the same subject-grouped splits."""
+    input:
+        features=expand(FEATURES, feature_set=FEATURE_SETS),
+        phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PROBE_COHORTS],
+    output:
+        R + "/probes/{phenotype}.json",
+    params:
+        probe=config["probe"],
+        feature_sets=FEATURE_SETS,
+        dataset=f"{R}/dataset",
+        cohorts=PROBE_COHORTS,
+        types=lambda wildcards: {
+            column: kind
+            for cohort in PROBE_COHORTS
+            for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
+        },
+        code=CODE_VERSION,
+    log:
+        R + "/logs/probe/{phenotype}.log",
+    benchmark:
+        R + "/benchmarks/probe/{phenotype}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/probe_phenotype.py"
+
+
+rule probe_summary:
+    """One table of every probe: feature set x phenotype x metric with shuffled-label controls."""
+    input:
+        expand(R + "/probes/{phenotype}.json", phenotype=PHENOTYPES),
+    output:
+        R + "/probes/summary.tsv",
+    params:
+        code=CODE_VERSION,
+    log:
+        R + "/logs/probe/summary.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/probe_summary.py"

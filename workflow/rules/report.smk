@@ -1,0 +1,25 @@
+rule report:
+    """The HTML report: probe bars, pretraining curves, QC histograms, an example connectome."""
+    input:
+        summary=R + "/probes/summary.tsv",
+        probes=expand(R + "/probes/{phenotype}.json", phenotype=PHENOTYPES),
+        manifests=[MANIFEST.format(cohort=c) for c in COHORTS],
+        partition=PARTITION.format(cohort=PROBE_COHORTS[0]),
+        labels=ATLAS_LABELS,
+        log_csv=[f"{MODEL_DIR}/log.csv"] if config["pretrain"]["enabled"] else [],
+    output:
+        R + "/report/report.html",
+    params:
+        dataset=f"{R}/dataset",
+        atlas_id=ATLAS_ID,
+        config_hash=CONFIG_HASH,
+        code=CODE_VERSION,
+    log:
+        R + "/logs/report.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,14 @@
+from semantoks.atlas import read_labels_tsv
+from semantoks.cohorts.roi_import import import_roi_cohort
+from semantoks.rule_runner import rule_script
+
+with rule_script(snakemake) as log:
+    outputs = import_roi_cohort(
+        snakemake.wildcards.cohort,
+        snakemake.params.roi,
+        snakemake.params.phenotypes,
+        snakemake.params.atlas_id,
+        snakemake.params.out_dir,
+        labels=read_labels_tsv(snakemake.input.labels),
+    )
+    log.info("%d scans imported", len(outputs))

@@ -1,0 +1,24 @@
+from semantoks.atlas import read_atlas
+from semantoks.confounds import resolve_strategy
+from semantoks.parcellate import parcellate_run
+from semantoks.rule_runner import rule_script
+
+with rule_script(snakemake) as log:
+    run = snakemake.params.run
+    atlas = read_atlas(snakemake.input.labels.rsplit("/", 1)[0], snakemake.params.atlas_id, snakemake.params.space)
+    strategy = resolve_strategy(snakemake.params.strategy["strategy"], snakemake.params.strategy["overrides"])
+    qc = parcellate_run(
+        bold_path=run.bold,
+        mask_path=run.mask,
+        confounds_path=run.confounds,
+        sidecar_path=run.sidecar,
+        atlas_img=atlas.image,
+        labels=atlas.labels,
+        strategy=strategy,
+        out_parquet=snakemake.output.timeseries,
+        out_qc=snakemake.output.qc,
+        atlas_id=snakemake.params.atlas_id,
+        atlas_space=snakemake.params.space,
+        cohort=snakemake.wildcards.cohort,
+    )
+    log.info("%s: included=%s %s", run.scan_id, qc["included"], qc.get("reason") or "")

@@ -1,0 +1,31 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from semantoks.atomic import write_json
+from semantoks.errors import SemantoksError
+from semantoks.model.train import pretrain
+from semantoks.rule_runner import rule_script
+
+with rule_script(snakemake) as log:
+    settings = dict(snakemake.params.pretrain)
+    spec = {
+        "cfg": settings,
+        "dataset_root": snakemake.params.dataset,
+        "atlas_id": snakemake.params.atlas_id,
+        "cohorts": list(snakemake.params.cohorts),
+        "out_dir": snakemake.params.out_dir,
+    }
+    gpus = int(snakemake.resources.gpu)
+    if gpus > 1:
+        # one process per GPU; DDP reads RANK/WORLD_SIZE from torchrun's environment
+        if shutil.which("torchrun") is None:
+            raise SemantoksError("torchrun not found on PATH; install torch in the job's environment.")
+        spec_path = Path(snakemake.params.out_dir) / "train_spec.json"
+        write_json(spec_path, spec)
+        command = ["torchrun", "--standalone", f"--nproc_per_node={gpus}", "-m", "semantoks", "pretrain", "--spec", str(spec_path)]
+        log.info("launching %s", " ".join(command))
+        subprocess.run(command, check=True, stdout=sys.stderr)
+    else:
+        pretrain(**spec)

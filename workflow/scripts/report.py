@@ -1,0 +1,14 @@
+from semantoks.report import build_report, first_scan
+from semantoks.rule_runner import rule_script
+
+with rule_script(snakemake):
+    build_report(
+        snakemake.input.summary,
+        list(snakemake.input.probes),
+        list(snakemake.input.manifests),
+        snakemake.input.log_csv[0] if snakemake.input.log_csv else None,
+        first_scan(snakemake.params.dataset, snakemake.params.atlas_id),
+        snakemake.input.labels,
+        snakemake.output[0],
+        config_hash=snakemake.params.config_hash,
+    )

@@ -5,7 +5,8 @@ from pathlib import Path
 # the package lives in src/; jobs (and conda envs) import it from there, installed or not
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+_inherited = dict(os.environ).get("PYTHONPATH", "")
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
 from semantoks.config import config_hash, source_hash, validate_config
 from semantoks.probes.labels import phenotype_job_names
@@ -55,17 +56,14 @@ wildcard_constraints:
 
 ATLAS_LABELS = f"{R}/atlas/{ATLAS_ID}/labels.tsv"
 ATLAS_DSEG = f"{R}/atlas/{ATLAS_ID}/dseg.nii.gz"
-TIMESERIES = (
-    R + "/timeseries/{cohort}/{scan_dir}/{scan_id}"
-    + f"_space-{SPACE}_atlas-{ATLAS_ID}_desc-{DESC}_timeseries.parquet"
-)
+TIMESERIES = f"{R}/timeseries/{{cohort}}/{{scan_dir}}/{{scan_id}}_space-{SPACE}_atlas-{ATLAS_ID}_desc-{DESC}_timeseries.parquet"
 RUN_QC = TIMESERIES.replace("_timeseries.parquet", "_qc.json")
 PARTITION = f"{R}/dataset/timeseries/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 MANIFEST = f"{R}/dataset/manifest/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
-PHENOTYPE_TABLE = R + "/dataset/phenotypes/cohort={cohort}/part-0.parquet"
+PHENOTYPE_TABLE = f"{R}/dataset/phenotypes/cohort={{cohort}}/part-0.parquet"
 MODEL_DIR = f"{R}/models/{config['pretrain']['preset']}_{ATLAS_ID}"
 CHECKPOINT = f"{MODEL_DIR}/checkpoint.pt"
-FEATURES = R + "/features/{feature_set}.parquet"
+FEATURES = f"{R}/features/{{feature_set}}.parquet"
 
 
 def run_of(wildcards):
@@ -121,6 +119,17 @@ def phenotype_inputs(wildcards):
 
 def fmriprep_subjects(cohort):
     return sorted({run.subject for run in RUNS[cohort].values()})
+
+
+def fmriprep_work_dir(wildcards):
+    base = config["fmriprep"]["work_dir"] or f"{R}/work/fmriprep"
+    return f"{base}/{wildcards.cohort}/sub-{wildcards.subject}"
+
+
+def dataset_root(wildcards, input):
+    """The dataset root, derived from a partition input so jobs need no hard-coded prefix."""
+    partition = input.partitions[0] if "partitions" in input.keys() else input.partition
+    return str(Path(partition).parents[3])
 
 
 def feature_inputs(wildcards):

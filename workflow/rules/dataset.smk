@@ -13,9 +13,9 @@ rule dataset_partition:
         roi_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
         code=CODE_VERSION,
     log:
-        R + "/logs/dataset/{cohort}.log",
+        f"{R}/logs/dataset/{{cohort}}.log",
     benchmark:
-        R + "/benchmarks/dataset/{cohort}.tsv"
+        f"{R}/benchmarks/dataset/{{cohort}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
@@ -35,7 +35,7 @@ rule phenotypes:
         phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
         code=CODE_VERSION,
     log:
-        R + "/logs/dataset/{cohort}_phenotypes.log",
+        f"{R}/logs/dataset/{{cohort}}_phenotypes.log",
     conda:
         "../../envs/pipeline.yaml"
     threads: 1

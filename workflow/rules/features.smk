@@ -3,20 +3,20 @@ rule embed:
     input:
         unpack(feature_inputs),
     output:
-        R + "/features/{feature_set}.parquet",
+        f"{R}/features/{{feature_set}}.parquet",
     wildcard_constraints:
         feature_set="model|random_init",
     params:
-        dataset=f"{R}/dataset",
+        dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
         embed=config["embed"],
         pretrain=config["pretrain"],
         code=CODE_VERSION,
     log:
-        R + "/logs/features/{feature_set}.log",
+        f"{R}/logs/features/{{feature_set}}.log",
     benchmark:
-        R + "/benchmarks/features/{feature_set}.tsv"
+        f"{R}/benchmarks/features/{{feature_set}}.tsv"
     conda:
         "../../envs/model.yaml"
     threads: 2
@@ -31,16 +31,16 @@ rule connectivity_features:
     input:
         unpack(feature_inputs),
     output:
-        R + "/features/{feature_set}.parquet",
+        f"{R}/features/{{feature_set}}.parquet",
     wildcard_constraints:
         feature_set="fc|network_fc",
     params:
-        dataset=f"{R}/dataset",
+        dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
         code=CODE_VERSION,
     log:
-        R + "/logs/features/{feature_set}.log",
+        f"{R}/logs/features/{{feature_set}}.log",
     conda:
         "../../envs/pipeline.yaml"
     threads: 1

@@ -12,9 +12,9 @@ rule parcellate_run:
         space=SPACE,
         code=CODE_VERSION,
     log:
-        R + "/logs/parcellate/{cohort}/{scan_dir}/{scan_id}.log",
+        f"{R}/logs/parcellate/{{cohort}}/{{scan_dir}}/{{scan_id}}.log",
     benchmark:
-        R + "/benchmarks/parcellate/{cohort}/{scan_dir}/{scan_id}.tsv"
+        f"{R}/benchmarks/parcellate/{{cohort}}/{{scan_dir}}/{{scan_id}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
@@ -29,7 +29,7 @@ rule import_roi_timeseries:
     input:
         labels=ATLAS_LABELS,
     output:
-        touch(R + "/timeseries/{cohort}/roi_import.done"),
+        touch(f"{R}/timeseries/{{cohort}}/roi_import.done"),
     params:
         roi=lambda wildcards: config["cohorts"][wildcards.cohort]["roi"],
         phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
@@ -37,7 +37,7 @@ rule import_roi_timeseries:
         atlas_id=ATLAS_ID,
         code=CODE_VERSION,
     log:
-        R + "/logs/import_roi/{cohort}.log",
+        f"{R}/logs/import_roi/{{cohort}}.log",
     conda:
         "../../envs/pipeline.yaml"
     threads: 1

@@ -7,10 +7,10 @@ rule pretrain:
         log_csv=f"{MODEL_DIR}/log.csv",
     params:
         pretrain=config["pretrain"],
-        dataset=f"{R}/dataset",
+        dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,
-        out_dir=MODEL_DIR,
+        out_dir=lambda wildcards, output: str(Path(output.checkpoint).parent),
         code=CODE_VERSION,
     log:
         f"{MODEL_DIR}/pretrain.log",

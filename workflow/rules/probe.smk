@@ -3,12 +3,13 @@ rule probe_phenotype:
     input:
         features=expand(FEATURES, feature_set=FEATURE_SETS),
         phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PROBE_COHORTS],
+        partitions=[PARTITION.format(cohort=c) for c in PROBE_COHORTS],
     output:
-        R + "/probes/{phenotype}.json",
+        f"{R}/probes/{{phenotype}}.json",
     params:
         probe=config["probe"],
         feature_sets=FEATURE_SETS,
-        dataset=f"{R}/dataset",
+        dataset=dataset_root,
         cohorts=PROBE_COHORTS,
         types=lambda wildcards: {
             column: kind
@@ -17,9 +18,9 @@ rule probe_phenotype:
         },
         code=CODE_VERSION,
     log:
-        R + "/logs/probe/{phenotype}.log",
+        f"{R}/logs/probe/{{phenotype}}.log",
     benchmark:
-        R + "/benchmarks/probe/{phenotype}.tsv"
+        f"{R}/benchmarks/probe/{{phenotype}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
@@ -32,13 +33,13 @@ rule probe_phenotype:
 rule probe_summary:
     """One table of every probe: feature set x phenotype x metric with shuffled-label controls."""
     input:
-        expand(R + "/probes/{phenotype}.json", phenotype=PHENOTYPES),
+        expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES),
     output:
-        R + "/probes/summary.tsv",
+        f"{R}/probes/summary.tsv",
     params:
         code=CODE_VERSION,
     log:
-        R + "/logs/probe/summary.log",
+        f"{R}/logs/probe/summary.log",
     conda:
         "../../envs/pipeline.yaml"
     threads: 1

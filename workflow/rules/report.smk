@@ -1,21 +1,21 @@
 rule report:
     """The HTML report: probe bars, pretraining curves, QC histograms, an example connectome."""
     input:
-        summary=R + "/probes/summary.tsv",
-        probes=expand(R + "/probes/{phenotype}.json", phenotype=PHENOTYPES),
+        summary=f"{R}/probes/summary.tsv",
+        probes=expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES),
         manifests=[MANIFEST.format(cohort=c) for c in COHORTS],
         partition=PARTITION.format(cohort=PROBE_COHORTS[0]),
         labels=ATLAS_LABELS,
         log_csv=[f"{MODEL_DIR}/log.csv"] if config["pretrain"]["enabled"] else [],
     output:
-        R + "/report/report.html",
+        f"{R}/report/report.html",
     params:
-        dataset=f"{R}/dataset",
+        dataset=dataset_root,
         atlas_id=ATLAS_ID,
         config_hash=CONFIG_HASH,
         code=CODE_VERSION,
     log:
-        R + "/logs/report.log",
+        f"{R}/logs/report.log",
     conda:
         "../../envs/pipeline.yaml"
     threads: 1

@@ -1,4 +1,4 @@
-SIM_DERIV = R + "/cohorts/{cohort}/derivatives/fmriprep/{scan_dir}/{scan_id}"
+SIM_DERIV = f"{R}/cohorts/{{cohort}}/derivatives/fmriprep/{{scan_dir}}/{{scan_id}}"
 
 
 rule simulate_run:
@@ -7,18 +7,18 @@ rule simulate_run:
         labels=ATLAS_LABELS,
         dseg=ATLAS_DSEG,
     output:
-        bold=SIM_DERIV + "_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz",
-        sidecar=SIM_DERIV + "_space-MNI152NLin2009cAsym_desc-preproc_bold.json",
-        mask=SIM_DERIV + "_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz",
-        confounds=SIM_DERIV + "_desc-confounds_timeseries.tsv",
-        confounds_sidecar=SIM_DERIV + "_desc-confounds_timeseries.json",
-        raw_sidecar=R + "/cohorts/{cohort}/bids/{scan_dir}/{scan_id}_bold.json",
+        bold=f"{SIM_DERIV}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz",
+        sidecar=f"{SIM_DERIV}_space-MNI152NLin2009cAsym_desc-preproc_bold.json",
+        mask=f"{SIM_DERIV}_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz",
+        confounds=f"{SIM_DERIV}_desc-confounds_timeseries.tsv",
+        confounds_sidecar=f"{SIM_DERIV}_desc-confounds_timeseries.json",
+        raw_sidecar=f"{R}/cohorts/{{cohort}}/bids/{{scan_dir}}/{{scan_id}}_bold.json",
     params:
         simulate=lambda wildcards: config["cohorts"][wildcards.cohort]["simulate"],
         root=lambda wildcards: f"{R}/cohorts/{wildcards.cohort}",
         code=CODE_VERSION,
     log:
-        R + "/logs/simulate/{cohort}/{scan_dir}/{scan_id}.log",
+        f"{R}/logs/simulate/{{cohort}}/{{scan_dir}}/{{scan_id}}.log",
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
@@ -31,18 +31,18 @@ rule simulate_run:
 rule simulate_cohort_files:
     """participants.tsv, dataset descriptions and the planted ground truth of the demo cohort."""
     output:
-        participants=R + "/cohorts/{cohort}/bids/participants.tsv",
-        participants_sidecar=R + "/cohorts/{cohort}/bids/participants.json",
-        bids_description=R + "/cohorts/{cohort}/bids/dataset_description.json",
-        bids_readme=R + "/cohorts/{cohort}/bids/README",
-        derivatives_description=R + "/cohorts/{cohort}/derivatives/fmriprep/dataset_description.json",
-        ground_truth=R + "/cohorts/{cohort}/ground_truth.json",
+        participants=f"{R}/cohorts/{{cohort}}/bids/participants.tsv",
+        participants_sidecar=f"{R}/cohorts/{{cohort}}/bids/participants.json",
+        bids_description=f"{R}/cohorts/{{cohort}}/bids/dataset_description.json",
+        bids_readme=f"{R}/cohorts/{{cohort}}/bids/README",
+        derivatives_description=f"{R}/cohorts/{{cohort}}/derivatives/fmriprep/dataset_description.json",
+        ground_truth=f"{R}/cohorts/{{cohort}}/ground_truth.json",
     params:
         simulate=lambda wildcards: config["cohorts"][wildcards.cohort]["simulate"],
         root=lambda wildcards: f"{R}/cohorts/{wildcards.cohort}",
         code=CODE_VERSION,
     log:
-        R + "/logs/simulate/{cohort}/cohort_files.log",
+        f"{R}/logs/simulate/{{cohort}}/cohort_files.log",
     conda:
         "../../envs/pipeline.yaml"
     threads: 1

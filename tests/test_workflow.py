@@ -1,0 +1,170 @@
+"""The whole Snakemake DAG, run for real on a small simulated cohort, and dry runs of other cohort kinds."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from semantoks.dataset import iter_scans, read_atlas_metadata
+from semantoks.simulate import plan_cohort
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SIMULATE = {"n_subjects": 24, "seed": 1, "resolution_mm": 6}
+DEMO_CONFIG = {
+    "results": "results",
+    "denoise": {"strategy": "scrubbing"},
+    "cohorts": {
+        "demo": {
+            "source": "simulated",
+            "simulate": SIMULATE,
+            "phenotypes": {"columns": {"diagnosis": "binary", "sex": "binary", "age": "continuous"}},
+        }
+    },
+    "pretrain": {"preset": "tiny", "steps": 20, "batch_size": 8, "checkpoint_every": 10},
+    "embed": {"n_crops": 2},
+    "probe": {"phenotypes": {"diagnosis": {}, "age": {"bins": 3}}, "n_repeats": 5, "n_permutations": 20},
+}
+
+
+def run_snakemake(workdir, repo_root, templateflow_home, *args, check=True):
+    env = {**os.environ, "TEMPLATEFLOW_HOME": str(templateflow_home), "SEMANTOKS_CACHE_DIR": str(workdir / ".cache")}
+    command = [*SNAKEMAKE, "--snakefile", str(repo_root / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, repo_root, templateflow_home):
+    workdir = tmp_path_factory.mktemp("demo")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(DEMO_CONFIG))
+    run_snakemake(workdir, repo_root, templateflow_home)
+    return workdir / "results"
+
+
+@pytest.mark.slow
+def test_demo_dataset_has_schema_metadata_and_one_row_per_included_scan(demo_run):
+    plan = plan_cohort(**SIMULATE)
+    root = demo_run / "dataset"
+    manifest = pd.read_parquet(root / "manifest" / "atlas=Schaefer100x7" / "cohort=demo" / "part-0.parquet")
+    assert sorted(manifest["scan_id"]) == sorted(run.scan_id for run in plan.runs)
+
+    table = ds.dataset(root / "timeseries", partitioning="hive").to_table()
+    assert table.num_rows == int(manifest["included"].sum()) > 0
+    assert set(table.column("scan_id").to_pylist()) == set(manifest.loc[manifest["included"], "scan_id"])
+    assert table.schema.field("timeseries").type.value_type == "float"
+
+    metadata = read_atlas_metadata(root, "Schaefer100x7")
+    assert metadata["atlas_id"] == "Schaefer100x7" and metadata["space"] == "MNI152NLin2009cAsym"
+    assert [label["name"] for label in metadata["labels"]][:2] == ["7Networks_LH_Vis_1", "7Networks_LH_Vis_2"]
+    assert metadata["networks"] == ["Vis", "SomMot", "DorsAttn", "SalVentAttn", "Limbic", "Cont", "Default"]
+    assert metadata["strategy"]["name"] == "scrubbing" and metadata["strategy"]["fd_threshold"] == 0.5
+    assert metadata["config_hash"] and metadata["pipeline_version"]
+    assert json.loads((root / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+
+
+@pytest.mark.slow
+def test_heavy_motion_runs_are_skipped_with_their_reason_in_the_manifest(demo_run):
+    heavy = {run.scan_id for run in plan_cohort(**SIMULATE).runs if run.heavy_motion}
+    manifest = pd.read_parquet(demo_run / "dataset" / "manifest" / "atlas=Schaefer100x7" / "cohort=demo" / "part-0.parquet")
+    excluded = manifest[~manifest["included"]]
+    assert heavy and set(excluded["scan_id"]) == heavy
+    assert excluded["reason"].str.contains("below the 120 s the strategy requires").all()
+    assert (excluded["mean_fd"] > 0.5).all() and (manifest.loc[manifest["included"], "mean_fd"] < 0.5).all()
+
+
+@pytest.mark.slow
+def test_planted_network_structure_is_visible_in_the_exported_time_series(demo_run):
+    root = demo_run / "dataset"
+    networks = np.array([label["network"] for label in read_atlas_metadata(root, "Schaefer100x7")["labels"]])
+    same = networks[:, None] == networks[None, :]
+    off_diagonal = ~np.eye(len(networks), dtype=bool)
+    gaps = []
+    for scan in iter_scans(root, "Schaefer100x7"):
+        corr = np.corrcoef(scan.data.T)
+        gaps.append(np.nanmean(corr[same & off_diagonal]) - np.nanmean(corr[~same]))
+    assert len(gaps) > 20 and min(gaps) > 0.1
+
+
+@pytest.mark.slow
+def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled_control(demo_run):
+    summary = pd.read_csv(demo_run / "probes" / "summary.tsv", sep="\t")
+    row = summary.query("feature_set == 'fc' and phenotype == 'diagnosis' and metric == 'balanced_accuracy'").iloc[0]
+    assert row["status"] == "ok" and row["n_repeats"] == 5
+    assert row["mean"] > row["shuffled_mean"] + 0.1
+    assert set(summary["feature_set"]) == {"model", "random_init", "fc", "network_fc"}
+    assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned"}
+    assert summary["shuffled_mean"].notna().all()
+
+
+@pytest.mark.slow
+def test_checkpoint_carries_atlas_order_and_preprocessing(demo_run):
+    import torch
+
+    checkpoint = torch.load(demo_run / "models" / "tiny_Schaefer100x7" / "checkpoint.pt", weights_only=False)
+    identity = checkpoint["data_identity"]
+    labels = pd.read_csv(demo_run / "atlas" / "Schaefer100x7" / "labels.tsv", sep="\t")
+    assert identity["atlas_id"] == "Schaefer100x7"
+    assert identity["parcel_names"] == labels["name"].tolist()
+    assert identity["preprocessing"]["model_tr"] == 2.0 and identity["strategy"]["name"] == "scrubbing"
+    embeddings = pq.read_table(demo_run / "features" / "model.parquet")
+    assert embeddings.num_rows == pq.read_metadata(
+        demo_run / "dataset" / "timeseries" / "atlas=Schaefer100x7" / "cohort=demo" / "part-0.parquet").num_rows
+
+
+@pytest.mark.slow
+def test_report_is_written_and_a_finished_workflow_has_nothing_to_do(demo_run, repo_root, templateflow_home):
+    html = (demo_run / "report" / "report.html").read_text()
+    assert "diagnosis" in html and "data:image/png;base64" in html
+    result = run_snakemake(demo_run.parent, repo_root, templateflow_home, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(repo_root, templateflow_home, tmp_path):
+    env = {**os.environ, "TEMPLATEFLOW_HOME": str(templateflow_home)}
+    result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=repo_root, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_raw_bids_cohort_dry_run_shows_one_fmriprep_job_per_subject(repo_root, templateflow_home, tmp_path):
+    bids = tmp_path / "bids"
+    (bids).mkdir()
+    (bids / "dataset_description.json").write_text(json.dumps({"Name": "raw", "BIDSVersion": "1.9.0"}))
+    for subject in ("01", "02"):
+        func = bids / f"sub-{subject}" / "func"
+        func.mkdir(parents=True)
+        (func / f"sub-{subject}_task-rest_bold.nii.gz").write_bytes(b"")
+        (func / f"sub-{subject}_task-rest_bold.json").write_text(json.dumps({"RepetitionTime": 2.0}))
+    license_file = tmp_path / "license.txt"
+    license_file.write_text("stand-in licence\n")
+    config = {
+        "cohorts": {"raw": {"source": "bids", "bids": str(bids)}},
+        "fmriprep": {"runner": "docker", "fs_license": str(license_file)},
+        "pretrain": {"enabled": False},
+        "probe": {"phenotypes": {}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, repo_root, templateflow_home, "-n")
+    jobs = result.stdout
+    assert "fmriprep_subject" in jobs and "parcellate_run" in jobs
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if line.split()[:1] in (["fmriprep_subject"], ["parcellate_run"]))
+    assert counts == {"fmriprep_subject": "2", "parcellate_run": "2"}
+
+
+def test_misspelled_config_key_stops_the_workflow_with_one_clear_line(repo_root, templateflow_home, tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**DEMO_CONFIG, "atlas": {"n_parcel": 200}}))
+    result = run_snakemake(tmp_path, repo_root, templateflow_home, "-n", check=False)
+    assert result.returncode != 0
+    assert "'atlas.n_parcel' is not a known setting; did you mean 'n_parcels'?" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

@@ -135,7 +135,7 @@ def test_skipped_scans_are_only_in_the_manifest_with_their_reason(tmp_path):
     assert not manifest.loc["sub-02_task-rest", "included"]
     assert manifest.loc["sub-01_task-rest", "included"] and manifest.loc["sub-01_task-rest", "n_frames"] == 25
     assert read_manifest_file(summary["manifest"])["scan_id"].tolist() == ["sub-01_task-rest", "sub-02_task-rest"]
-    tsv = pd.read_csv(summary["manifest"].parent / "manifest.tsv", sep="\t", keep_default_na=False)
+    tsv = pd.read_csv(summary["manifest"].parent / "_manifest.tsv", sep="\t", keep_default_na=False)
     assert set(tsv["scan_id"]) == {"sub-01_task-rest", "sub-02_task-rest"}
     assert tsv.set_index("scan_id").loc["sub-01_task-rest", "reason"] == "n/a"
     assert (tsv["cohort"] == "demo").all() and (tsv["atlas"] == ATLAS).all()

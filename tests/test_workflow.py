@@ -168,3 +168,28 @@ def test_misspelled_config_key_stops_the_workflow_with_one_clear_line(repo_root,
     assert result.returncode != 0
     assert "'atlas.n_parcel' is not a known setting; did you mean 'n_parcels'?" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_existing_derivatives_cohort_skips_a_run_without_confounds_with_its_reason(
+    repo_root, templateflow_home, tmp_path
+):
+    from semantoks.atlas import AtlasSpec, load_atlas
+    from semantoks.simulate import simulate_cohort
+
+    atlas = load_atlas(AtlasSpec(), templateflow_home=templateflow_home)
+    plan = simulate_cohort(tmp_path / "cohort", atlas.image, atlas.labels, n_subjects=4, seed=3)
+    broken = sorted((tmp_path / "cohort" / "derivatives" / "fmriprep").rglob("*_desc-confounds_timeseries.tsv"))[0]
+    broken.unlink()
+    config = {
+        "cohorts": {"site": {"source": "fmriprep", "derivatives": str(tmp_path / "cohort" / "derivatives" / "fmriprep")}},
+        "pretrain": {"enabled": False},
+        "probe": {"phenotypes": {}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(tmp_path, repo_root, templateflow_home)
+    manifest = pd.read_parquet(tmp_path / "results" / "dataset" / "manifest" / "atlas=Schaefer100x7" / "cohort=site")
+    assert len(manifest) == len(plan.runs)
+    skipped = manifest[manifest["scan_id"] == broken.name.split("_desc-")[0]].iloc[0]
+    assert not skipped["included"] and "confounds" in skipped["reason"]
+    assert manifest.drop(skipped.name)["included"].sum() >= len(plan.runs) - 2

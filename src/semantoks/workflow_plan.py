@@ -85,7 +85,8 @@ def planned_runs(config, cohort):
         root = cohort_config.get("derivatives")
         if not root:
             raise SemantoksError(f"config.yaml: cohort '{cohort}' has source fmriprep but no derivatives path; set cohorts.{cohort}.derivatives.")
-        records = find_preprocessed_runs(root, space=space, task=cohort_config.get("task"), cache_dir=cache_dir)
+        # existing derivatives: any grid of the space (fMRIPrep omits res- unless asked); the atlas is resampled to it
+        records = find_preprocessed_runs(root, space=config["atlas"]["space"], task=cohort_config.get("task"), cache_dir=cache_dir)
         return [_from_record(cohort, record) for record in records]
     if source == "bids":
         from semantoks.cohorts.bids_raw import expected_fmriprep_outputs, find_bids_runs

@@ -1,24 +1,28 @@
 from semantoks.atlas import read_atlas
 from semantoks.confounds import resolve_strategy
-from semantoks.parcellate import parcellate_run
+from semantoks.parcellate import parcellate_run, write_unusable_run
 from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake) as log:
     run = snakemake.params.run
     atlas = read_atlas(snakemake.input.labels.rsplit("/", 1)[0], snakemake.params.atlas_id, snakemake.params.space)
     strategy = resolve_strategy(snakemake.params.strategy["strategy"], snakemake.params.strategy["overrides"])
-    qc = parcellate_run(
-        bold_path=run.bold,
-        mask_path=run.mask,
-        confounds_path=run.confounds,
-        sidecar_path=run.sidecar,
-        atlas_img=atlas.image,
-        labels=atlas.labels,
-        strategy=strategy,
-        out_parquet=snakemake.output.timeseries,
-        out_qc=snakemake.output.qc,
-        atlas_id=snakemake.params.atlas_id,
-        atlas_space=snakemake.params.space,
-        cohort=snakemake.wildcards.cohort,
-    )
+    common = dict(atlas_id=snakemake.params.atlas_id, atlas_space=snakemake.params.space, cohort=snakemake.wildcards.cohort)
+    if run.problem:
+        # found unusable when the cohort was indexed: recorded in the manifest, not a workflow failure
+        qc = write_unusable_run(snakemake.output.timeseries, snakemake.output.qc, atlas.labels, strategy,
+                                scan_id=run.scan_id, reason=run.problem, source_bold=run.bold, **common)
+    else:
+        qc = parcellate_run(
+            bold_path=run.bold,
+            mask_path=run.mask,
+            confounds_path=run.confounds,
+            sidecar_path=run.sidecar,
+            atlas_img=atlas.image,
+            labels=atlas.labels,
+            strategy=strategy,
+            out_parquet=snakemake.output.timeseries,
+            out_qc=snakemake.output.qc,
+            **common,
+        )
     log.info("%s: included=%s %s", run.scan_id, qc["included"], qc.get("reason") or "")

@@ -85,7 +85,7 @@ def build_partition(
     frame = manifest.to_pandas()
     frame.insert(0, "cohort", cohort)
     frame.insert(0, "atlas", atlas_id)
-    write_table_tsv(manifest_dir / "manifest.tsv", frame)
+    write_table_tsv(manifest_dir / "_manifest.tsv", frame)
     return {
         "timeseries": timeseries_path,
         "manifest": manifest_dir / PART_NAME,

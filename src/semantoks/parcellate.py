@@ -302,14 +302,13 @@ def _write_outputs(out_parquet, out_qc, frames, cleaned, names, record, strategy
     write_json(out_qc, record)
 
 
-def write_unusable_run(out_parquet, out_qc, labels, strategy, atlas_id, atlas_space, cohort, scan_id, reason,
+def write_unusable_run(out_parquet, out_qc, labels, strategy, atlas_id, atlas_space, cohort, entities, reason,
                        source_bold=""):
     """A run the workflow found unusable before reading it (e.g. no confounds): zero rows, every column, the reason."""
     names = _parcel_names(labels)
-    entities = dict(part.split("-", 1) for part in scan_id.split("_"))
     record = {
         "cohort": cohort, "subject": entities["sub"], "session": entities.get("ses"), "task": entities.get("task"),
-        "run": entities.get("run"), "scan_id": scan_id, "space": atlas_space, "atlas": atlas_id,
+        "run": entities.get("run"), "scan_id": scan_id(entities), "space": atlas_space, "atlas": atlas_id,
         "strategy": strategy["name"], "tr": float("nan"), "n_volumes": 0, "n_dummy": 0, "n_frames": 0,
         "mean_fd": float("nan"), "max_fd": float("nan"), "pct_censored": float("nan"), "included": False,
         "reason": reason, "parcel_coverage": [0.0] * len(names), "source_bold": str(source_bold),

@@ -3,9 +3,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from semantoks.bids_names import subject_dir
 from semantoks.errors import SemantoksError
-
-PREPROC_SPACE_DEFAULT = "MNI152NLin2009cAsym"
 
 
 @dataclass(frozen=True)
@@ -13,8 +12,8 @@ class PlannedRun:
     """One BOLD run of a cohort, with where its inputs are (or will be) and where its outputs go."""
 
     cohort: str
-    subject: str
-    session: str | None
+    # (key, label) pairs of the BIDS entities; a tuple keeps the record hashable
+    entity_items: tuple
     scan_id: str
     bold: str
     mask: str
@@ -23,9 +22,20 @@ class PlannedRun:
     problem: str | None = None
 
     @property
+    def entities(self):
+        return dict(self.entity_items)
+
+    @property
+    def subject(self):
+        return self.entities["sub"]
+
+    @property
+    def session(self):
+        return self.entities.get("ses")
+
+    @property
     def scan_dir(self):
-        parts = [f"sub-{self.subject}"] + ([f"ses-{self.session}"] if self.session else [])
-        return "/".join(parts + ["func"])
+        return f"{subject_dir(self.entities).as_posix()}/func"
 
 
 def atlas_spec_from_config(config):
@@ -99,12 +109,14 @@ def planned_runs(config, cohort):
     return []
 
 
+def _entity_items(entities):
+    return tuple((key, value) for key, value in entities.items() if value is not None)
+
+
 def _from_record(cohort, record):
-    entities = record.entities
     return PlannedRun(
         cohort=cohort,
-        subject=entities["sub"],
-        session=entities.get("ses"),
+        entity_items=_entity_items(record.entities),
         scan_id=record.scan_id,
         bold=_path_or_empty(record.bold),
         mask=_path_or_empty(record.mask),
@@ -130,8 +142,7 @@ def _simulated_runs(config, cohort):
         runs.append(
             PlannedRun(
                 cohort=cohort,
-                subject=run.subject,
-                session=run.session,
+                entity_items=_entity_items(run.entities),
                 scan_id=paths["scan_id"],
                 bold=str(paths["bold"]),
                 mask=str(paths["mask"]),

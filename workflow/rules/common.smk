@@ -111,14 +111,11 @@ def phenotype_table_path(cohort):
 
 
 def phenotype_inputs(wildcards):
+    inputs = {"manifest": MANIFEST.format(cohort=wildcards.cohort)}
     table = phenotype_table_path(wildcards.cohort)
-    return {"table": table, "manifest": MANIFEST.format(cohort=wildcards.cohort)} if table else {
-        "manifest": MANIFEST.format(cohort=wildcards.cohort)
-    }
-
-
-def fmriprep_subjects(cohort):
-    return sorted({run.subject for run in RUNS[cohort].values()})
+    if table:
+        inputs["table"] = table
+    return inputs
 
 
 def fmriprep_work_dir(wildcards):

@@ -11,7 +11,7 @@ with rule_script(snakemake) as log:
     if run.problem:
         # found unusable when the cohort was indexed: recorded in the manifest, not a workflow failure
         qc = write_unusable_run(snakemake.output.timeseries, snakemake.output.qc, atlas.labels, strategy,
-                                scan_id=run.scan_id, reason=run.problem, source_bold=run.bold, **common)
+                                entities=run.entities, reason=run.problem, source_bold=run.bold, **common)
     else:
         qc = parcellate_run(
             bold_path=run.bold,

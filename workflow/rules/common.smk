@@ -8,7 +8,7 @@ sys.path.insert(0, SRC)
 _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
-from semantoks.config import config_hash, source_hash, validate_config
+from semantoks.config import config_hash, source_hash, workflow_config
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
@@ -17,7 +17,7 @@ from semantoks.workflow_plan import (
     planned_runs,
 )
 
-config.update(validate_config(config, source="config"))
+config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
 ATLAS = atlas_spec_from_config(config)

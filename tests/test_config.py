@@ -250,3 +250,12 @@ def test_snakefile_refuses_duplicate_keys_at_parse_time(repo_root, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode != 0
     assert "'pretrain' is given twice" in result.stdout + result.stderr
+
+
+def test_config_readme_example_passes_check_config(repo_root, tmp_path):
+    text = (repo_root / "config" / "README.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my.yaml").write_text(example)
+    result = _check_config_cli("my.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "my.yaml: valid; atlas Schaefer200x17, cohorts site1, probed phenotypes diagnosis, age"

@@ -259,3 +259,13 @@ def test_config_readme_example_passes_check_config(repo_root, tmp_path):
     result = _check_config_cli("my.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "my.yaml: valid; atlas Schaefer200x17, cohorts site1, probed phenotypes diagnosis, age"
+
+
+def test_bad_input_catalogue_names_existing_tests(repo_root):
+    rows = [line for line in (repo_root / "docs" / "bad_input.md").read_text().splitlines()
+            if line.startswith("| ") and "`test_" in line]
+    assert len(rows) >= 40
+    for row in rows:
+        file_name, test_name = row.rsplit("`", 2)[-2].split("::")
+        source = (repo_root / "tests" / file_name).read_text()
+        assert f"def {test_name}(" in source, f"docs/bad_input.md names {file_name}::{test_name}, which does not exist"

@@ -1,6 +1,7 @@
 """Config loading (strict YAML, schema, defaults), the cross-key checks, and which config files a run reads."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -214,20 +215,29 @@ USER_CONFIG = {
 }
 
 
-def _dry_run(repo_root, workdir, *args):
-    # as a user would: their own folder, the repository's Snakefile
+def _dry_run(snakefile, workdir, *args):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(repo_root / "Snakefile"), *args]
+    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "-s", str(snakefile), *args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
 
+def _workflow_copy(repo_root, folder):
+    """The workflow files as a user's clone has them (Snakefile, workflow/, config/), to run from inside it."""
+    for name in ("workflow", "config"):
+        shutil.copytree(repo_root / name, folder / name, symlinks=True)
+    shutil.copy(repo_root / "Snakefile", folder / "Snakefile")
+    return folder / "Snakefile"
+
+
 @pytest.mark.usefixtures("templateflow_home")
-def test_a_user_config_runs_only_the_users_cohorts_and_phenotypes(repo_root, tmp_path):
+@pytest.mark.parametrize("route", ["inside a clone", "-s from a fresh folder"])
+def test_a_user_config_runs_only_the_users_cohorts_and_phenotypes(repo_root, tmp_path, route):
+    snakefile = _workflow_copy(repo_root, tmp_path) if route == "inside a clone" else repo_root / "Snakefile"
     (tmp_path / "my.yaml").write_text(yaml.safe_dump(USER_CONFIG))
-    jobs = _dry_run(repo_root, tmp_path, "--configfile", "my.yaml")
-    assert f"semantoks: config read from {tmp_path / 'my.yaml'}" in jobs
+    jobs = _dry_run(snakefile, tmp_path, "--configfile", "my.yaml")
+    assert f"semantoks: config read from {tmp_path / 'my.yaml'}\n" in jobs
     assert "cohort=lab" in jobs and "phenotype=sex" in jobs
     # the demo config is not merged in: no demo cohort, no demo phenotypes, no pretraining
     for demo in ("cohort=demo", "phenotype=diagnosis", "phenotype=age", "rule pretrain"):
@@ -236,8 +246,8 @@ def test_a_user_config_runs_only_the_users_cohorts_and_phenotypes(repo_root, tmp
 
 @pytest.mark.usefixtures("templateflow_home")
 def test_without_a_config_file_the_demo_is_planned(repo_root, tmp_path):
-    jobs = _dry_run(repo_root, tmp_path)
-    assert f"semantoks: config read from {repo_root / 'config' / 'config.yaml'}" in jobs
+    jobs = _dry_run(repo_root / "Snakefile", tmp_path)
+    assert f"semantoks: config read from {repo_root / 'config' / 'config.yaml'}\n" in jobs
     for demo in ("cohort=demo", "phenotype=diagnosis", "phenotype=age_binned", "rule pretrain"):
         assert demo in jobs
 

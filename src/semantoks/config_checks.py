@@ -6,8 +6,9 @@ from pathlib import Path
 
 from semantoks.errors import SemantoksError
 
-# probe names become file names and Snakemake wildcards ({phenotype} in workflow/rules/common.smk)
-PHENOTYPE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# probe names become file names and the {phenotype} wildcard (constrained to this in workflow/rules/common.smk)
+PHENOTYPE_NAME_CHARS = "[A-Za-z0-9_]+"
+PHENOTYPE_NAME = re.compile(f"^{PHENOTYPE_NAME_CHARS}$")
 PINNED_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # cohort keys whose folder is the cohort's data; one folder under two cohorts puts a subject on both sides of a split
 DATA_PATH_KEYS = ("derivatives", "bids", "roi.files")

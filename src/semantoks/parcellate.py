@@ -19,7 +19,7 @@ from nilearn import signal
 
 from semantoks.atlas import check_space, read_label_image, resample_to_grid
 from semantoks.atomic import atomic_path, write_json, write_table_tsv
-from semantoks.bids_names import parse_entities, scan_id
+from semantoks.bids_names import parse_entities, scan_id, xcpd_paths
 from semantoks.confounds import load_confounds, select_confounds
 from semantoks.errors import SemantoksError, SkipRun
 
@@ -27,24 +27,12 @@ _READ_CHUNK = 1 << 20
 _MAX_PIECE = 1 << 22
 _SUM_BLOCK = 16
 _TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
-# XCP-D's per-run outputs, written beside the Parquet when `outputs.tsv` is on
-XCPD_SUFFIXES = {"mean": "_stat-mean_timeseries.tsv", "coverage": "_stat-coverage_bold.tsv",
-                 "correlation": "_stat-pearsoncorrelation_relmat.tsv"}
-
-
-def xcpd_paths(out_parquet):
-    """{'mean', 'coverage', 'correlation'}: XCP-D-named TSVs beside a run's `..._timeseries.parquet`."""
-    out_parquet = str(out_parquet)
-    stem = out_parquet[: -len("_timeseries.parquet")]
-    return {kind: stem + suffix for kind, suffix in XCPD_SUFFIXES.items()}
-
-
 def parcellate_run(bold_path, mask_path, confounds_path, atlas_img, labels, strategy, out_parquet, out_qc,
                    atlas_id, atlas_space, cohort, sidecar_path=None, tr=None, raw_sidecar_paths=(),
                    min_coverage=0.0, max_uncovered_fraction=1.0, tsv_outputs=False):
     """Write the run's time series Parquet and QC JSON; return the QC record (unusable runs: zero rows).
 
-    `tr` overrides the sidecar; `raw_sidecar_paths` (raw BIDS sidecars) are read when the derivative sidecar has no
+    `tr` overrides the sidecar; `raw_sidecar_paths` (raw BIDS sidecars, most specific first) are read when the derivative sidecar has no
     RepetitionTime. Parcels covered below `min_coverage` are NaN; a run with more than `max_uncovered_fraction`
     of its parcels uncovered is skipped. `tsv_outputs` also writes XCP-D's TSVs (`xcpd_paths`).
     """
@@ -130,8 +118,8 @@ def _repetition_time(bold_path, header, sidecar_path, tr, raw_sidecar_paths=()):
         tr, source = _sidecar_tr(sidecar, required=not raw_sidecar_paths), sidecar
         # fMRIPrep copies RepetitionTime from the raw sidecar, which BIDS inheritance may hold above the run
         for raw in raw_sidecar_paths if tr is None else ():
-            if Path(raw).is_file():
-                tr, source = _sidecar_tr(Path(raw), required=True), raw
+            tr, source = _sidecar_tr(Path(raw), required=False), raw
+            if tr is not None:
                 break
         if tr is None:
             raise SemantoksError(

@@ -9,6 +9,7 @@ _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
 from semantoks.config import config_hash, source_hash, validate_config
+from semantoks.bids_names import xcpd_paths
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
@@ -58,6 +59,8 @@ ATLAS_LABELS = f"{R}/atlas/{ATLAS_ID}/labels.tsv"
 ATLAS_DSEG = f"{R}/atlas/{ATLAS_ID}/dseg.nii.gz"
 TIMESERIES = f"{R}/timeseries/{{cohort}}/{{scan_dir}}/{{scan_id}}_space-{SPACE}_atlas-{ATLAS_ID}_desc-{DESC}_timeseries.parquet"
 RUN_QC = TIMESERIES.replace("_timeseries.parquet", "_qc.json")
+# XCP-D-named TSVs beside each run's Parquet (outputs.tsv)
+RUN_TSVS = xcpd_paths(TIMESERIES) if config["outputs"]["tsv"] else {}
 PARTITION = f"{R}/dataset/timeseries/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 MANIFEST = f"{R}/dataset/manifest/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 PHENOTYPE_TABLE = f"{R}/dataset/phenotypes/cohort={{cohort}}/part-0.parquet"
@@ -80,7 +83,9 @@ def parcellate_inputs(wildcards):
         # fMRIPrep writes a subject's runs in one job; its marker stands for all of them
         inputs["fmriprep"] = f"{R}/cohorts/{wildcards.cohort}/fmriprep_done/sub-{run.subject}.done"
     elif not run.problem:
-        inputs.update(bold=run.bold, mask=run.mask, confounds=run.confounds, sidecar=run.sidecar)
+        # the sidecar is optional when the cohort sets tr or bids
+        paths = dict(bold=run.bold, mask=run.mask, confounds=run.confounds, sidecar=run.sidecar)
+        inputs.update({kind: path for kind, path in paths.items() if path})
     return inputs
 
 

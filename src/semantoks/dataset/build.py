@@ -213,6 +213,7 @@ def _manifest_table(runs):
         "n_frames": [run.qc.get("n_frames", run.n_rows) for run in runs],
         "mean_fd": number("mean_fd"),
         "pct_censored": number("pct_censored"),
+        "n_uncovered_parcels": number("n_uncovered_parcels"),
         "included": column("included"),
         "reason": column("reason"),
     }

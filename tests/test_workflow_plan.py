@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from semantoks.config import validate_config
@@ -75,3 +77,19 @@ def test_tr_by_site_reads_each_subjects_site_from_the_phenotype_table(cohort, tm
     assert [runs[s].tr for s in sorted(runs)] == [2.0, 0.8, 1.5, 1.5]
     with pytest.raises(SemantoksError, match="tr_by_site needs cohorts.lab.site_column"):
         cohort(tr_by_site={"B": 0.8})
+
+
+def test_dataset_description_names_the_source_datasets(cohort, tmp_path):
+    from semantoks.dataset import write_dataset_description
+    from semantoks.workflow_plan import source_datasets
+
+    config = validate_config({"results": str(tmp_path / "results"), "cohorts": {
+        "lab": {"source": "fmriprep", "derivatives": str(tmp_path / "fmriprep")},
+        "demo": {"source": "simulated"}}})
+    sources, links = source_datasets(config)
+    assert links == {"lab": (tmp_path / "fmriprep").as_uri(), "demo": (tmp_path / "results" / "cohorts" / "demo").as_uri()}
+    path = write_dataset_description(tmp_path / "out", "0.1.0", source_datasets=sources, dataset_links=links)
+    description = json.loads(path.read_text())
+    assert description["GeneratedBy"][0]["Name"] == "semantoks" and description["DatasetType"] == "derivative"
+    assert description["SourceDatasets"] == [{"URL": links["lab"]}, {"URL": links["demo"]}]
+    assert description["DatasetLinks"] == links

@@ -226,6 +226,23 @@ def _simulated_runs(config, cohort):
     return runs
 
 
+def source_datasets(config):
+    """BIDS `SourceDatasets` and `DatasetLinks` (cohort name -> file URI) for the cohorts' input folders."""
+    links = {}
+    for cohort, settings in config["cohorts"].items():
+        source = settings["source"]
+        if source == "simulated":
+            folder = cohort_root(config["results"], cohort)
+        elif source == "roi":
+            files = settings.get("roi", {}).get("files")
+            folder = files if isinstance(files, str) else None
+        else:
+            folder = settings.get("derivatives") if source == "fmriprep" else settings.get("bids")
+        if folder:
+            links[cohort] = Path(folder).resolve().as_uri()
+    return [{"URL": uri} for uri in links.values()], links
+
+
 def _site_label(site):
     # a numeric site column reads as float: 20.0 must match tr_by_site's key 20
     return str(int(site)) if isinstance(site, float) and site.is_integer() else str(site)

@@ -1,8 +1,12 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from semantoks.config import validate_config
+from semantoks.confounds import resolve_strategy
 from semantoks.errors import SemantoksError
 from semantoks.workflow_plan import planned_runs
 
@@ -93,3 +97,32 @@ def test_dataset_description_names_the_source_datasets(cohort, tmp_path):
     assert description["GeneratedBy"][0]["Name"] == "semantoks" and description["DatasetType"] == "derivative"
     assert description["SourceDatasets"] == [{"URL": links["lab"]}, {"URL": links["demo"]}]
     assert description["DatasetLinks"] == links
+
+
+def _yaml_blocks(doc):
+    text = (Path(__file__).parents[1] / "docs" / doc).read_text()
+    return re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+
+
+def test_every_config_example_in_the_denoising_docs_validates_and_resolves(tmp_path):
+    for block in _yaml_blocks("denoising.md"):
+        config = yaml.safe_load(block.replace("/data/lab", str(tmp_path / "lab")))
+        config.setdefault("cohorts", {"demo": {"source": "simulated"}})
+        config = validate_config({"results": str(tmp_path / "results"), **config})
+        strategy = resolve_strategy(config["denoise"]["strategy"], config["denoise"]["overrides"])
+        assert strategy["name"] == config["denoise"]["strategy"]
+
+
+def test_the_escape_hatch_example_plans_as_documented(tmp_path):
+    (block,) = [b for b in _yaml_blocks("denoising.md") if "exclude:" in b]
+    lab = tmp_path / "lab"
+    _derivatives(lab / "derivatives" / "fmriprep", ["sub-0050003_task-rest", "sub-0050004_task-rest_run-1",
+                                                    "sub-0050004_task-rest_run-2", "sub-0050005_task-rest"],
+                 without_sidecar=["sub-0050005_task-rest"])
+    (lab / "participants.tsv").write_text("participant_id\tSITE_ID\n50003\tNYU\n50004\tNYU\n50005\tKKI\n")
+    config = validate_config({"results": str(tmp_path / "results"), **yaml.safe_load(block.replace("/data/lab", str(lab)))})
+    runs = {run.scan_id: run for run in planned_runs(config, "lab")}
+    assert runs["sub-0050003_task-rest"].problem == "Excluded in the config: incidental finding"
+    assert runs["sub-0050004_task-rest_run-2"].problem == "Excluded in the config: scanner fault during the run"
+    assert runs["sub-0050004_task-rest_run-1"].problem is None and runs["sub-0050004_task-rest_run-1"].tr == 2.0
+    assert runs["sub-0050005_task-rest"].problem is None and runs["sub-0050005_task-rest"].tr == 2.5

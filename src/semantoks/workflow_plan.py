@@ -135,8 +135,10 @@ def with_escape_hatches(cohort, cohort_config, runs):
 
 def _exclusions(cohort, cohort_config, runs):
     """{scan_id or ('sub', label): reason}; an entry that names no run of the cohort is a typo, so refused."""
+    from semantoks.cohorts.phenotype_types import subject_key
+
     key = f"cohorts.{cohort}.exclude"
-    scans, subjects = {run.scan_id for run in runs}, {run.subject for run in runs}
+    scans, subjects = {run.scan_id for run in runs}, {subject_key(run.subject): run.subject for run in runs}
     excluded = {}
     for position, entry in enumerate(cohort_config.get("exclude") or []):
         if ("subject" in entry) == ("scan" in entry):
@@ -147,10 +149,10 @@ def _exclusions(cohort, cohort_config, runs):
                                      f"does not have (e.g. {next(iter(sorted(scans)), 'none')}); fix the scan id.")
             excluded[entry["scan"]] = entry["reason"]
         else:
-            subject = str(entry["subject"]).removeprefix("sub-")
-            if subject not in subjects:
-                raise SemantoksError(f"config.yaml: {key}[{position}] names subject {subject}, which cohort '{cohort}' "
-                                     "has no run of; fix the subject label.")
+            subject = subjects.get(subject_key(entry["subject"]))
+            if subject is None:
+                raise SemantoksError(f"config.yaml: {key}[{position}] names subject {entry['subject']}, which cohort "
+                                     f"'{cohort}' has no run of; fix the subject label.")
             excluded[("sub", subject)] = entry["reason"]
     return excluded
 

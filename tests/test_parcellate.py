@@ -10,6 +10,7 @@ import pytest
 from nilearn.maskers import NiftiLabelsMasker
 
 from semantoks.bids_names import parse_entities, qc_name, scan_id, subject_dir, timeseries_name
+from semantoks.config import validate_config
 from semantoks.confounds import load_confounds, resolve_strategy, select_confounds
 from semantoks.errors import SemantoksError
 from semantoks.parcellate import parcellate_run
@@ -519,3 +520,5 @@ def test_band_pass_in_denoising_does_not_filter_across_scrubbing_gaps(tmp_path, 
     gap_closed_error = np.abs(closed - wave[frames])[near_gap].max()
     # closing the 10 s gap shifts the oscillation's phase: a filter step of about half its amplitude
     assert gap_closed_error > 3 and censor_aware_error < gap_closed_error / 10
+    # so the model does not band-pass the gap-closed series unless asked
+    assert validate_config({"cohorts": {"demo": {"source": "simulated"}}})["pretrain"]["band_pass"] is None

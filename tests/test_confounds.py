@@ -255,3 +255,10 @@ def test_unreadable_sidecar_and_table_are_named(tmp_path):
         load_confounds(table)
     with pytest.raises(SemantoksError, match="not found"):
         load_confounds(tmp_path / "missing.tsv")
+
+
+def test_the_schema_offers_exactly_the_registered_presets():
+    from semantoks.config import load_schema
+
+    schema = load_schema()
+    assert set(schema["properties"]["denoise"]["properties"]["strategy"]["enum"]) == set(PRESETS)

@@ -27,13 +27,15 @@ _READ_CHUNK = 1 << 20
 _MAX_PIECE = 1 << 22
 _SUM_BLOCK = 16
 _TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
+
+
 def parcellate_run(bold_path, mask_path, confounds_path, atlas_img, labels, strategy, out_parquet, out_qc,
                    atlas_id, atlas_space, cohort, sidecar_path=None, tr=None, raw_sidecar_paths=(),
                    min_coverage=0.0, max_uncovered_fraction=1.0, tsv_outputs=False):
     """Write the run's time series Parquet and QC JSON; return the QC record (unusable runs: zero rows).
 
-    `tr` overrides the sidecar; `raw_sidecar_paths` (raw BIDS sidecars, most specific first) are read when the derivative sidecar has no
-    RepetitionTime. Parcels covered below `min_coverage` are NaN; a run with more than `max_uncovered_fraction`
+    `tr` overrides the sidecar; `raw_sidecar_paths` (raw BIDS sidecars, most specific first) are read when the
+    derivative sidecar has no RepetitionTime. Parcels covered below `min_coverage` are NaN; a run with more than `max_uncovered_fraction`
     of its parcels uncovered is skipped. `tsv_outputs` also writes XCP-D's TSVs (`xcpd_paths`).
     """
     bold_path = Path(bold_path)

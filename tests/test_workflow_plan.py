@@ -46,6 +46,8 @@ def test_excluded_subjects_and_scans_carry_their_reason_and_need_no_files(cohort
     assert runs["sub-01_task-rest"].problem == "Excluded in the config: incidental finding"
     assert runs["sub-03_task-rest_run-2"].problem == "Excluded in the config: fell asleep"
     assert runs["sub-03_task-rest_run-1"].problem is None and runs["sub-02_task-rest"].problem is None
+    # an unquoted YAML label is a number: 2 names subject 02, as in the phenotype table's matching
+    assert cohort(exclude=[{"subject": 2, "reason": "no consent"}])["sub-02_task-rest"].problem.endswith("no consent")
 
 
 @pytest.mark.parametrize("entry, named", [

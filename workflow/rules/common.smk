@@ -79,10 +79,13 @@ def run_of(wildcards):
 def parcellate_inputs(wildcards):
     run = run_of(wildcards)
     inputs = {"labels": ATLAS_LABELS, "dseg": ATLAS_DSEG}
+    if run.problem:
+        # unusable or excluded in the config: recorded from the plan, none of its files needed
+        return inputs
     if wildcards.cohort in BIDS_COHORTS and config["fmriprep"]["runner"] != "existing":
         # fMRIPrep writes a subject's runs in one job; its marker stands for all of them
         inputs["fmriprep"] = f"{R}/cohorts/{wildcards.cohort}/fmriprep_done/sub-{run.subject}.done"
-    elif not run.problem:
+    else:
         # the sidecar is optional when the cohort sets tr or bids
         paths = dict(bold=run.bold, mask=run.mask, confounds=run.confounds, sidecar=run.sidecar)
         inputs.update({kind: path for kind, path in paths.items() if path})

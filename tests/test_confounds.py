@@ -1,10 +1,15 @@
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from semantoks.confounds import PRESETS, load_confounds, resolve_strategy, select_confounds
+from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+from semantoks.confounds import (NILEARN_PRESETS, PRESET_INFO, PRESET_KEYS, PRESETS, load_confounds, resolve_strategy,
+                                 select_confounds)
 from semantoks.errors import SemantoksError
 
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
@@ -24,9 +29,9 @@ def _combined_retained(table, metadata):
 def _expected_columns(name, table, metadata):
     n_cosine = sum(c.startswith("cosine") for c in table.columns)
     return {
-        "simple": 12 + 2 + n_cosine,
-        "scrubbing": 12 + 2 + n_cosine,
-        "compcor": 12 + len(_combined_retained(table, metadata)) + n_cosine,
+        "simple": 24 + 2 + n_cosine,
+        "scrubbing": 24 + 8 + n_cosine,
+        "compcor": 24 + len(_combined_retained(table, metadata)) + n_cosine,
         "36P": 36,
         "36Pscrub": 36,
     }[name]
@@ -69,6 +74,52 @@ def test_every_preset_on_the_real_table(sample, name):
     assert qc["mean_fd"] == pytest.approx(np.nanmean(fd[1:])) and qc["max_fd"] == pytest.approx(np.nanmax(fd[1:]))
     # the real run never exceeds 0.5 mm or std DVARS 1.5, so even the scrubbing presets keep every volume
     assert kept.tolist() == list(range(1, 30)) and qc["n_censored"] == 0
+
+
+def _nilearn_layout(shared_data, folder, confounds=None):
+    """The sample beside a (never read) BOLD name, which is how nilearn finds a run's confounds."""
+    sample = shared_data / "fmriprep_confounds_sample"
+    stem = "sub-01_task-rest"
+    shutil.copy(sample / "test_desc-confounds_regressors.json", folder / f"{stem}_desc-confounds_regressors.json")
+    tsv = folder / f"{stem}_desc-confounds_regressors.tsv"
+    if confounds is None:
+        shutil.copy(sample / "test_desc-confounds_regressors.tsv", tsv)
+    else:
+        confounds.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    bold = folder / f"{stem}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    bold.touch()
+    return str(bold), tsv
+
+
+@pytest.mark.parametrize("name", NILEARN_PRESETS)
+def test_nilearn_named_presets_select_nilearns_regressors(shared_data, tmp_path, name):
+    bold, tsv = _nilearn_layout(shared_data, tmp_path)
+    theirs, their_mask = load_confounds_strategy(bold, name)
+    table, metadata = load_confounds(tsv)
+    ours, kept, _ = select_confounds(table, resolve_strategy(name), metadata, source=tsv)
+    assert sorted(ours.columns) == sorted(theirs.columns)
+    np.testing.assert_allclose(ours.loc[1:, theirs.columns].to_numpy(), table.loc[1:, theirs.columns].to_numpy())
+    assert kept.tolist() == their_mask.tolist()
+
+
+def test_scrubbing_censors_the_volumes_nilearn_censors(shared_data, tmp_path):
+    table, _ = load_confounds(shared_data / "fmriprep_confounds_sample" / "test_desc-confounds_regressors.tsv")
+    moved = table.copy()
+    # a motion burst mid-run and a short kept segment between two spikes, both within nilearn's rules
+    moved.loc[[9, 10, 15, 24], "framewise_displacement"] = 0.8
+    bold, tsv = _nilearn_layout(shared_data, tmp_path, moved)
+    _, their_mask = load_confounds_strategy(bold, "scrubbing")
+    reread, metadata = load_confounds(tsv)
+    _, kept, qc = select_confounds(reread, resolve_strategy("scrubbing"), metadata, source=tsv)
+    assert qc["n_censored"] > 4 and kept.tolist() == their_mask.tolist()
+
+
+def test_every_preset_has_a_description_citations_and_a_docs_entry(shared_data):
+    docs = (Path(__file__).parents[1] / "docs" / "denoising.md").read_text()
+    for name, info in PRESET_INFO.items():
+        assert len(info["description"]) > 100 and info["citations"]
+        assert f"`{name}`" in docs and all(citation.split(" (")[0] in docs for citation in info["citations"])
+    assert set(PRESET_KEYS) == set(PRESETS["simple"])
 
 
 def test_36p_is_motion_wm_csf_and_global_signal_with_all_expansions(sample):
@@ -204,3 +255,10 @@ def test_unreadable_sidecar_and_table_are_named(tmp_path):
         load_confounds(table)
     with pytest.raises(SemantoksError, match="not found"):
         load_confounds(tmp_path / "missing.tsv")
+
+
+def test_the_schema_offers_exactly_the_registered_presets():
+    from semantoks.config import load_schema
+
+    schema = load_schema()
+    assert set(schema["properties"]["denoise"]["properties"]["strategy"]["enum"]) == set(PRESETS)

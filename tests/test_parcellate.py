@@ -10,6 +10,7 @@ import pytest
 from nilearn.maskers import NiftiLabelsMasker
 
 from semantoks.bids_names import parse_entities, qc_name, scan_id, subject_dir, timeseries_name
+from semantoks.config import validate_config
 from semantoks.confounds import load_confounds, resolve_strategy, select_confounds
 from semantoks.errors import SemantoksError
 from semantoks.parcellate import parcellate_run
@@ -363,3 +364,161 @@ def test_output_labels_must_be_alphanumeric():
         timeseries_name(entities, "Schaefer_100", "simple")
     with pytest.raises(SemantoksError, match="alphanumeric"):
         timeseries_name(entities, ATLAS_ID, "36P_scrub")
+
+
+def _present_labels(crop_atlas, labels):
+    present = [int(i) for i in np.unique(np.asarray(crop_atlas.dataobj)) if i]
+    return present, labels[labels["index"].isin(present)].reset_index(drop=True)
+
+
+def _mask_keeping(crop_atlas, fractions):
+    """A brain mask keeping the given fraction of each named parcel's voxels (all of every other parcel)."""
+    atlas = np.asarray(crop_atlas.dataobj)
+    mask = atlas > 0
+    for parcel, fraction in fractions.items():
+        voxels = np.argwhere(atlas == parcel)
+        dropped = voxels[int(round(len(voxels) * fraction)):]
+        mask[tuple(dropped.T)] = False
+    return mask
+
+
+def test_parcels_below_min_coverage_are_nan_and_counted(tmp_path, crop_atlas, schaefer, real_confounds):
+    present, labels = _present_labels(crop_atlas, schaefer[1])
+    thin, half = present[0], present[1]
+    mask = _mask_keeping(crop_atlas, {thin: 0.25, half: 0.6})
+    paths = fabricate_run(tmp_path / "in", crop_atlas, real_confounds, mask=mask)
+    record = run(paths, crop_atlas, labels, tmp_path / "out", min_coverage=0.5, max_uncovered_fraction=0.5)
+    _, ours = ours_by_label(tmp_path / "out", labels)
+    coverage = dict(zip(labels["index"], record["parcel_coverage"]))
+    assert coverage[thin] == pytest.approx(0.25, abs=0.02) and coverage[half] == pytest.approx(0.6, abs=0.02)
+    # XCP-D's rule: below min_coverage the parcel is NaN but keeps its column and coverage value
+    assert record["included"] and record["n_uncovered_parcels"] == 1 and record["min_coverage"] == 0.5
+    assert ours[thin].isna().all() and ours[[i for i in present if i != thin]].notna().all().all()
+    # without a threshold the thin parcel is measured from its quarter of voxels
+    default = run(paths, crop_atlas, labels, tmp_path / "default")
+    assert default["n_uncovered_parcels"] == 0 and ours_by_label(tmp_path / "default", labels)[1][thin].notna().all()
+
+
+def test_run_with_too_many_uncovered_parcels_is_skipped_with_its_reason(tmp_path, crop_atlas, schaefer, real_confounds):
+    present, labels = _present_labels(crop_atlas, schaefer[1])
+    mask = _mask_keeping(crop_atlas, {parcel: 0.2 for parcel in present[:2]})
+    paths = fabricate_run(tmp_path / "in", crop_atlas, real_confounds, mask=mask)
+    allowed = 1.5 / len(present)
+    record = run(paths, crop_atlas, labels, tmp_path / "out", min_coverage=0.5, max_uncovered_fraction=allowed)
+    assert not record["included"] and record["n_uncovered_parcels"] == 2 and record["n_frames"] == 0
+    assert record["reason"].startswith(f"2 of {len(present)} parcels have less than 0.5") and "max_uncovered_fraction" in record["reason"]
+    assert pq.read_table(tmp_path / "out" / "ts.parquet").num_rows == 0
+    assert run(paths, crop_atlas, labels, tmp_path / "ok", min_coverage=0.5, max_uncovered_fraction=2.5 / len(present))["included"]
+
+
+def test_manifest_has_the_coverage_summary(tmp_path, crop_atlas, schaefer, real_confounds):
+    from semantoks.dataset import build_partition
+
+    present, labels = _present_labels(crop_atlas, schaefer[1])
+    paths = fabricate_run(tmp_path / "in", crop_atlas, real_confounds, mask=_mask_keeping(crop_atlas, {present[0]: 0.3}))
+    run(paths, crop_atlas, labels, tmp_path / "out", min_coverage=0.5, max_uncovered_fraction=0.5)
+    build_partition([(tmp_path / "out" / "ts.parquet", tmp_path / "out" / "qc.json")], tmp_path / "dataset", "demo", ATLAS_ID,
+                    labels, SPACE, resolve_strategy("simple"), "test", "hash")
+    manifest = pd.read_parquet(tmp_path / "dataset" / "manifest")
+    assert manifest["n_uncovered_parcels"].tolist() == [1]
+
+
+def _write_sidecar(path, **fields):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fields))
+
+
+def test_raw_bids_sidecar_stands_in_for_a_derivative_sidecar_without_tr(tmp_path, crop_atlas, schaefer, real_confounds):
+    from semantoks.cohorts.derivatives import raw_sidecars
+
+    _, labels = schaefer
+    paths = fabricate_run(tmp_path / "in", crop_atlas, real_confounds, tr=2.0)
+    _write_sidecar(paths["sidecar"], SkullStripped=False)
+    with pytest.raises(SemantoksError, match="has no RepetitionTime.*set the cohort's tr"):
+        run(paths, crop_atlas, labels, tmp_path / "refused")
+    bids = tmp_path / "bids"
+    _write_sidecar(bids / "task-rest_bold.json", RepetitionTime=2.5)
+    _write_sidecar(bids / "sub-01" / "ses-1" / "func" / "sub-01_ses-1_task-rest_run-1_bold.json", EchoTime=0.03)
+    _write_sidecar(bids / "sub-01" / "sub-01_task-rest_bold.json", RepetitionTime=2.0)
+    _write_sidecar(bids / "task-other_bold.json", RepetitionTime=9.0)
+    entities = parse_entities(paths["bold"])
+    candidates = raw_sidecars(bids, entities)
+    assert [p.rsplit("/", 1)[1] for p in candidates] == [
+        "sub-01_ses-1_task-rest_run-1_bold.json", "sub-01_task-rest_bold.json", "task-rest_bold.json"]
+    # the most specific sidecar that holds RepetitionTime wins, as BIDS inheritance says
+    record = run(paths, crop_atlas, labels, tmp_path / "out", raw_sidecar_paths=candidates)
+    assert record["included"] and record["tr"] == 2.0
+    paths["sidecar"].unlink()
+    assert run(paths, crop_atlas, labels, tmp_path / "no_sidecar", raw_sidecar_paths=candidates[2:])["tr"] == 2.5
+
+
+def test_tsv_outputs_have_xcpd_names_and_the_parquet_values(tmp_path, crop_atlas, schaefer, real_confounds):
+    present, labels = _present_labels(crop_atlas, schaefer[1])
+    paths = fabricate_run(tmp_path / "in", crop_atlas, real_confounds, mask=_mask_keeping(crop_atlas, {present[0]: 0.3}))
+    entities = parse_entities(paths["bold"])
+    out = tmp_path / "out" / subject_dir(entities)
+    parquet = out / timeseries_name(entities, ATLAS_ID, "simple")
+    record = parcellate_run(paths["bold"], paths["mask"], paths["confounds"], crop_atlas, labels, resolve_strategy("simple"),
+                            parquet, out / qc_name(entities, ATLAS_ID, "simple"), ATLAS_ID, SPACE, "demo",
+                            min_coverage=0.5, max_uncovered_fraction=0.5, tsv_outputs=True)
+    stem = f"sub-01_ses-1_task-rest_run-1_space-{SPACE}_atlas-{ATLAS_ID}_desc-simple"
+    assert sorted(p.name for p in out.glob("*.tsv")) == sorted(
+        [f"{stem}_stat-coverage_bold.tsv", f"{stem}_stat-mean_timeseries.tsv", f"{stem}_stat-pearsoncorrelation_relmat.tsv"])
+    series = pq.read_table(parquet).to_pandas().drop(columns="frame")
+    mean = pd.read_csv(out / f"{stem}_stat-mean_timeseries.tsv", sep="\t", na_values="n/a")
+    assert list(mean.columns) == list(labels["name"]) and mean.iloc[:, 0].isna().all()
+    np.testing.assert_allclose(mean.to_numpy(), series.to_numpy(), rtol=1e-6, atol=1e-6)
+    coverage = pd.read_csv(out / f"{stem}_stat-coverage_bold.tsv", sep="\t")
+    assert coverage["Node"].tolist() == list(labels["name"])
+    np.testing.assert_allclose(coverage["coverage"], record["parcel_coverage"], atol=1e-6)
+    relmat = pd.read_csv(out / f"{stem}_stat-pearsoncorrelation_relmat.tsv", sep="\t", na_values="n/a", index_col="Node")
+    assert list(relmat.index) == list(relmat.columns) == list(labels["name"])
+    measured = series.columns[1:]
+    np.testing.assert_allclose(relmat.loc[measured, measured].to_numpy(), np.corrcoef(series[measured].to_numpy().T), atol=1e-5)
+    assert relmat.iloc[0].isna().all()
+
+
+def test_unusable_run_writes_empty_tsv_outputs(tmp_path, schaefer):
+    from semantoks.parcellate import write_unusable_run
+
+    _, labels = schaefer
+    entities = {"sub": "02", "task": "rest", "space": SPACE}
+    parquet = tmp_path / timeseries_name(entities, ATLAS_ID, "simple")
+    record = write_unusable_run(parquet, tmp_path / "qc.json", labels, resolve_strategy("simple"), ATLAS_ID, SPACE, "demo",
+                                entities, "Excluded in the config: scanner fault.", tsv_outputs=True)
+    assert record["reason"] == "Excluded in the config: scanner fault."
+    mean = pd.read_csv(str(parquet).replace("_timeseries.parquet", "_stat-mean_timeseries.tsv"), sep="\t")
+    assert mean.shape == (0, len(labels))
+
+
+def test_band_pass_in_denoising_does_not_filter_across_scrubbing_gaps(tmp_path, crop_atlas, schaefer, real_confounds):
+    from semantoks.model.data import band_pass
+
+    present, labels = _present_labels(crop_atlas, schaefer[1])
+    tr, n_volumes, gap = 2.0, 160, list(range(80, 85))
+    paths = fabricate_run(tmp_path / "in", crop_atlas, real_confounds, n_volumes=n_volumes, tr=tr, fd_spikes=gap)
+    # every parcel: a 0.03 Hz oscillation (in band), and a large motion spike on the censored frames
+    times = np.arange(n_volumes) * tr
+    wave = 10 * np.sin(2 * np.pi * 0.03 * times)
+    course = 1000 + wave
+    course[gap] += 400
+    image = nib.load(paths["bold"])
+    inside = np.asarray(crop_atlas.dataobj) > 0
+    data = np.zeros(image.shape, np.float32)
+    data[inside] = course
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), paths["bold"])
+    strategy = resolve_strategy("scrubbing", {
+        "motion": "none", "wm_csf": "none", "cosine": False, "std_dvars_threshold": None, "scrub_min_segment": 0,
+        "detrend": False, "standardize": False, "high_pass": 0.01, "low_pass": 0.1, "min_remaining_seconds": 60})
+    record = run(paths, crop_atlas, labels, tmp_path / "out", resolved=strategy)
+    frames, ours = ours_by_label(tmp_path / "out", labels)
+    assert record["included"] and not set(gap) & set(frames)
+    # what band-passing the gap-closed series (the model's band_pass on the dataset's frames) gives
+    closed = band_pass(course[frames][:, None] - 1000, tr, 0.01, 0.1)[:, 0]
+    near_gap = np.abs(frames - gap[0]) <= 15
+    censor_aware_error = np.abs(ours[present[0]].to_numpy() - wave[frames])[near_gap].max()
+    gap_closed_error = np.abs(closed - wave[frames])[near_gap].max()
+    # closing the 10 s gap shifts the oscillation's phase: a filter step of about half its amplitude
+    assert gap_closed_error > 3 and censor_aware_error < gap_closed_error / 10
+    # so the model does not band-pass the gap-closed series unless asked
+    assert validate_config({"cohorts": {"demo": {"source": "simulated"}}})["pretrain"]["band_pass"] is None

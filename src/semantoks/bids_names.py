@@ -59,6 +59,17 @@ def qc_name(entities, atlas_id, strategy):
     return f"{_output_stem(entities, atlas_id, strategy)}_qc.json"
 
 
+# XCP-D's per-run outputs, written beside the Parquet when `outputs.tsv` is on
+XCPD_SUFFIXES = {"mean": "_stat-mean_timeseries.tsv", "coverage": "_stat-coverage_bold.tsv",
+                 "correlation": "_stat-pearsoncorrelation_relmat.tsv"}
+
+
+def xcpd_paths(timeseries_path):
+    """{'mean', 'coverage', 'correlation'}: XCP-D-named TSVs beside a run's `..._timeseries.parquet` (or its pattern)."""
+    stem = str(timeseries_path)[: -len("_timeseries.parquet")]
+    return {kind: stem + suffix for kind, suffix in XCPD_SUFFIXES.items()}
+
+
 def subject_dir(entities):
     """`sub-<s>[/ses-<t>]`: where a run's outputs go under the cohort folder."""
     parts = [f"sub-{entities['sub']}"]

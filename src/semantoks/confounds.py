@@ -1,20 +1,9 @@
 """Denoising strategies (named presets, overridable key by key) and confound selection from fMRIPrep tables.
 
-Presets, after nilearn's `load_confounds_strategy` and XCP-D's modes (`n/a` = not used):
-
-| preset     | motion      | wm_csf      | global_signal | compcor           | high-pass               | censoring                     |
-| ---------- | ----------- | ----------- | ------------- | ----------------- | ----------------------- | ----------------------------- |
-| `simple`   | derivatives | basic       | none          | none              | fMRIPrep cosine columns | none                          |
-| `scrubbing`| derivatives | basic       | none          | none              | fMRIPrep cosine columns | FD > 0.5 mm or std DVARS > 1.5 |
-| `compcor`  | derivatives | none        | none          | anat_combined all | fMRIPrep cosine columns | none                          |
-| `36P`      | full        | full        | full          | none              | Butterworth 0.01 Hz     | none                          |
-| `36Pscrub` | full        | full        | full          | none              | Butterworth 0.01 Hz     | FD > 0.5 mm or std DVARS > 1.5 |
-
+Each preset is a data file in `semantoks/data/denoise/` (as XCP-D's `data/nuisance/*.yml`): its name, a
+methods description with citations, and the parameters it sets over `DEFAULTS`. docs/denoising.md tables them.
 Levels: basic = the raw columns, derivatives = + `_derivative1`, power2 = + `_power2`, full = all four
-(6/12/12/24 motion columns, 2/4/4/8 wm_csf, 1/2/2/4 global). `anat_combined` with `n_compcor: all` takes
-every aCompCor component of the combined WM+CSF mask that fMRIPrep retained (50% of the variance).
-Every preset drops non-steady-state volumes (`dummy_scans: auto`), detrends, z-scores each parcel
-(`zscore_sample`) and needs 120 s of data left after censoring.
+(6/12/12/24 motion columns, 2/4/4/8 wm_csf, 1/2/2/4 global).
 """
 
 import copy
@@ -24,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from semantoks.errors import SemantoksError
 
@@ -33,21 +23,33 @@ MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 WM_CSF_COLUMNS = ("csf", "white_matter")
 GLOBAL_COLUMNS = ("global_signal",)
 
-_BASE = {
+DEFAULTS = {
     "motion": "derivatives", "wm_csf": "basic", "global_signal": "none", "compcor": "none", "n_compcor": "all",
     "cosine": True, "fd_threshold": None, "std_dvars_threshold": None, "scrub_min_segment": 5,
     "dummy_scans": "auto", "high_pass": None, "low_pass": None, "detrend": True,
     "standardize": "zscore_sample", "min_remaining_seconds": 120.0,
 }
-_CENSOR = {"fd_threshold": 0.5, "std_dvars_threshold": 1.5}
-_36P = {"motion": "full", "wm_csf": "full", "global_signal": "full", "cosine": False, "high_pass": 0.01}
-PRESETS = {
-    "simple": dict(_BASE),
-    "scrubbing": {**_BASE, **_CENSOR},
-    "compcor": {**_BASE, "wm_csf": "none", "compcor": "anat_combined"},
-    "36P": {**_BASE, **_36P},
-    "36Pscrub": {**_BASE, **_36P, **_CENSOR},
-}
+# the keys `denoise.overrides` may set
+PRESET_KEYS = tuple(DEFAULTS)
+PRESET_DIR = Path(__file__).parent / "data" / "denoise"
+
+
+def _load_presets():
+    presets = {}
+    for path in sorted(PRESET_DIR.glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        unknown = set(spec["parameters"]) - set(DEFAULTS)
+        if spec["name"] != path.stem or unknown:
+            raise SemantoksError(f"{path}: preset name must be the file name and keys among {', '.join(DEFAULTS)}; fix the file.")
+        presets[spec["name"]] = {"description": spec["description"], "citations": spec["citations"],
+                                 "parameters": {**DEFAULTS, **spec["parameters"]}}
+    return presets
+
+
+PRESET_INFO = _load_presets()
+PRESETS = {name: info["parameters"] for name, info in PRESET_INFO.items()}
+# nilearn's `load_confounds_strategy` names: these presets must select exactly nilearn's regressors
+NILEARN_PRESETS = ("simple", "scrubbing", "compcor")
 
 # fMRIPrep < 1.2 wrote CamelCase columns; everything later uses these snake_case names
 _LEGACY_NAMES = {
@@ -67,9 +69,9 @@ def resolve_strategy(name, overrides=None, source="config.yaml"):
         raise SemantoksError(f"{source}: unknown denoising strategy '{name}'; use one of {', '.join(PRESETS)}.")
     strategy = {"name": name, **copy.deepcopy(PRESETS[name])}
     for key, value in (overrides or {}).items():
-        if key not in _BASE:
+        if key not in DEFAULTS:
             raise SemantoksError(
-                f"{source}: unknown denoising key '{key}'; use one of {', '.join(_BASE)}.")
+                f"{source}: unknown denoising key '{key}'; use one of {', '.join(DEFAULTS)}.")
         strategy[key] = value
     _validate(strategy, source)
     return strategy

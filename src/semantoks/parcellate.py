@@ -12,13 +12,14 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from nilearn import signal
 
 from semantoks.atlas import check_space, read_label_image, resample_to_grid
-from semantoks.atomic import atomic_path, write_json
-from semantoks.bids_names import parse_entities, scan_id
+from semantoks.atomic import atomic_path, write_json, write_table_tsv
+from semantoks.bids_names import parse_entities, scan_id, xcpd_paths
 from semantoks.confounds import load_confounds, select_confounds
 from semantoks.errors import SemantoksError, SkipRun
 
@@ -29,14 +30,20 @@ _TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
 
 
 def parcellate_run(bold_path, mask_path, confounds_path, atlas_img, labels, strategy, out_parquet, out_qc,
-                   atlas_id, atlas_space, cohort, sidecar_path=None, tr=None):
-    """Write the run's time series Parquet and QC JSON; return the QC record (unusable runs: zero rows)."""
+                   atlas_id, atlas_space, cohort, sidecar_path=None, tr=None, raw_sidecar_paths=(),
+                   min_coverage=0.0, max_uncovered_fraction=1.0, tsv_outputs=False):
+    """Write the run's time series Parquet and QC JSON; return the QC record (unusable runs: zero rows).
+
+    `tr` overrides the sidecar; `raw_sidecar_paths` (raw BIDS sidecars, most specific first) are read when the
+    derivative sidecar has no RepetitionTime. Parcels covered below `min_coverage` are NaN; a run with more than `max_uncovered_fraction`
+    of its parcels uncovered is skipped. `tsv_outputs` also writes XCP-D's TSVs (`xcpd_paths`).
+    """
     bold_path = Path(bold_path)
     entities = parse_entities(bold_path)
     check_space(entities["space"], atlas_space, bold_path)
     bold = _open_bold(bold_path)
     n_volumes = bold.shape[3]
-    tr = _repetition_time(bold_path, bold.header, sidecar_path, tr)
+    tr = _repetition_time(bold_path, bold.header, sidecar_path, tr, raw_sidecar_paths)
     confounds, metadata = load_confounds(confounds_path)
     if len(confounds) != n_volumes:
         raise SemantoksError(
@@ -48,6 +55,9 @@ def parcellate_run(bold_path, mask_path, confounds_path, atlas_img, labels, stra
     series = _read_voxel_series(bold_path, bold, voxels)
     means, coverage = parcel_means(series, parcels, atlas_counts)
     del series
+    uncovered = coverage < min_coverage
+    # XCP-D's min_coverage: a parcel mostly outside the brain mask is not measured, only reported
+    means[:, uncovered] = np.nan
 
     record = {
         "cohort": cohort, "subject": entities["sub"], "session": entities["ses"], "task": entities["task"],
@@ -56,8 +66,10 @@ def parcellate_run(bold_path, mask_path, confounds_path, atlas_img, labels, stra
         "n_frames": 0, "mean_fd": motion["mean_fd"], "max_fd": motion["max_fd"],
         "pct_censored": motion["pct_censored"], "included": False, "reason": None,
         "parcel_coverage": [round(float(c), 6) for c in coverage], "source_bold": str(bold_path),
+        "min_coverage": float(min_coverage), "n_uncovered_parcels": int(uncovered.sum()),
     }
     try:
+        _check_coverage(uncovered, min_coverage, max_uncovered_fraction)
         cleaned = _denoised(means, regressors, sample_mask, strategy, tr, motion)
         frames = sample_mask.astype(np.int32)
         record.update(included=True, n_frames=int(len(frames)))
@@ -65,7 +77,29 @@ def parcellate_run(bold_path, mask_path, confounds_path, atlas_img, labels, stra
         cleaned, frames = np.empty((0, len(names)), np.float32), np.empty(0, np.int32)
         record["reason"] = str(skip)
     _write_outputs(out_parquet, out_qc, frames, cleaned, names, record, strategy)
+    if tsv_outputs:
+        write_xcpd_outputs(out_parquet, cleaned, coverage, names)
     return record
+
+
+def _check_coverage(uncovered, min_coverage, max_uncovered_fraction):
+    if uncovered.mean() > max_uncovered_fraction:
+        raise SkipRun(
+            f"{int(uncovered.sum())} of {len(uncovered)} parcels have less than {min_coverage:g} of their voxels inside "
+            f"the brain mask, more than the {max_uncovered_fraction:g} allowed by denoise.max_uncovered_fraction.")
+
+
+def write_xcpd_outputs(out_parquet, cleaned, coverage, names):
+    """XCP-D's per-run TSVs: parcel time series (`n/a` for unmeasured parcels), coverage, Pearson correlations."""
+    paths = xcpd_paths(out_parquet)
+    write_table_tsv(paths["mean"], pd.DataFrame(cleaned, columns=names))
+    write_table_tsv(paths["coverage"], pd.DataFrame({"Node": names, "coverage": np.asarray(coverage, dtype=float)}))
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        matrix = pd.DataFrame(cleaned, columns=names).corr() if len(cleaned) > 1 else \
+            pd.DataFrame(np.nan, index=names, columns=names)
+    write_table_tsv(paths["correlation"], matrix.rename_axis("Node").reset_index())
+    return paths
 
 
 def _open_bold(path):
@@ -80,18 +114,19 @@ def _open_bold(path):
     return bold
 
 
-def _repetition_time(bold_path, header, sidecar_path, tr):
+def _repetition_time(bold_path, header, sidecar_path, tr, raw_sidecar_paths=()):
     if tr is None:
         sidecar = Path(sidecar_path) if sidecar_path else bold_path.with_name(_stem(bold_path) + ".json")
-        try:
-            tr = json.loads(sidecar.read_text()).get("RepetitionTime")
-        except FileNotFoundError:
-            raise SemantoksError(f"{sidecar}: BOLD sidecar not found; add it with RepetitionTime in seconds.") from None
-        except (json.JSONDecodeError, AttributeError):
-            raise SemantoksError(f"{sidecar}: not a JSON object; fix it and add RepetitionTime in seconds.") from None
+        tr, source = _sidecar_tr(sidecar, required=not raw_sidecar_paths), sidecar
+        # fMRIPrep copies RepetitionTime from the raw sidecar, which BIDS inheritance may hold above the run
+        for raw in raw_sidecar_paths if tr is None else ():
+            tr, source = _sidecar_tr(Path(raw), required=False), raw
+            if tr is not None:
+                break
         if tr is None:
-            raise SemantoksError(f"{sidecar}: has no RepetitionTime; add RepetitionTime in seconds.")
-        source = sidecar
+            raise SemantoksError(
+                f"{sidecar}: has no RepetitionTime and neither has a raw BIDS sidecar ({', '.join(map(str, raw_sidecar_paths))}); "
+                "add RepetitionTime in seconds or set the cohort's tr.")
     else:
         source = "the tr argument"
     if isinstance(tr, bool) or not isinstance(tr, (int, float)) or not math.isfinite(tr) or tr <= 0:
@@ -103,6 +138,20 @@ def _repetition_time(bold_path, header, sidecar_path, tr):
         warnings.warn(f"{bold_path}: header TR {header_tr:g} s differs from RepetitionTime {tr:g} s; using {tr:g} s.",
                       stacklevel=3)
     return float(tr)
+
+
+def _sidecar_tr(sidecar, required):
+    try:
+        tr = json.loads(sidecar.read_text()).get("RepetitionTime")
+    except FileNotFoundError:
+        if not required:
+            return None
+        raise SemantoksError(f"{sidecar}: BOLD sidecar not found; add it with RepetitionTime in seconds.") from None
+    except (json.JSONDecodeError, AttributeError):
+        raise SemantoksError(f"{sidecar}: not a JSON object; fix it and add RepetitionTime in seconds.") from None
+    if tr is None and required:
+        raise SemantoksError(f"{sidecar}: has no RepetitionTime; add RepetitionTime in seconds or set the cohort's tr.")
+    return tr
 
 
 def _stem(path):
@@ -303,7 +352,7 @@ def _write_outputs(out_parquet, out_qc, frames, cleaned, names, record, strategy
 
 
 def write_unusable_run(out_parquet, out_qc, labels, strategy, atlas_id, atlas_space, cohort, entities, reason,
-                       source_bold=""):
+                       source_bold="", tsv_outputs=False):
     """A run the workflow found unusable before reading it (e.g. no confounds): zero rows, every column, the reason."""
     names = _parcel_names(labels)
     record = {
@@ -312,7 +361,10 @@ def write_unusable_run(out_parquet, out_qc, labels, strategy, atlas_id, atlas_sp
         "strategy": strategy["name"], "tr": float("nan"), "n_volumes": 0, "n_dummy": 0, "n_frames": 0,
         "mean_fd": float("nan"), "max_fd": float("nan"), "pct_censored": float("nan"), "included": False,
         "reason": reason, "parcel_coverage": [0.0] * len(names), "source_bold": str(source_bold),
+        "min_coverage": None, "n_uncovered_parcels": None,
     }
-    _write_outputs(out_parquet, out_qc, np.empty(0, np.int32), np.empty((0, len(names)), np.float32), names, record,
-                   strategy)
+    empty = np.empty((0, len(names)), np.float32)
+    _write_outputs(out_parquet, out_qc, np.empty(0, np.int32), empty, names, record, strategy)
+    if tsv_outputs:
+        write_xcpd_outputs(out_parquet, empty, np.zeros(len(names)), names)
     return record

@@ -1,6 +1,6 @@
 """What the Snakemake DAG needs to know before any job runs: atlas id, cohorts' runs, output paths."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from semantoks.bids_names import subject_dir
@@ -20,6 +20,10 @@ class PlannedRun:
     confounds: str
     sidecar: str
     problem: str | None = None
+    # the cohort's repetition-time override (s), used instead of the sidecar's RepetitionTime
+    tr: float | None = None
+    # raw BIDS root whose sidecars stand in when the derivative sidecar has no RepetitionTime
+    bids: str | None = None
 
     @property
     def entities(self):
@@ -88,17 +92,20 @@ def planned_runs(config, cohort):
     results = config["results"]
     cache_dir = Path(results) / ".cache"
     if source == "simulated":
-        return _simulated_runs(config, cohort)
+        return with_escape_hatches(cohort, cohort_config, _simulated_runs(config, cohort))
     if source == "fmriprep":
         from semantoks.cohorts.derivatives import find_preprocessed_runs
 
         root = cohort_config.get("derivatives")
         if not root:
             raise SemantoksError(f"config.yaml: cohort '{cohort}' has source fmriprep but no derivatives path; set cohorts.{cohort}.derivatives.")
+        # a TR override or raw BIDS sidecars make the derivative sidecar optional
+        need_sidecar = not (cohort_config.get("tr") or cohort_config.get("tr_by_site") or cohort_config.get("bids"))
         # existing derivatives: any grid of the space (fMRIPrep omits res- unless asked); the atlas is resampled to it
         records = find_preprocessed_runs(root, space=config["atlas"]["space"], task=cohort_config.get("task"),
-                                         cache_dir=cache_dir, preferred_res=config["atlas"]["resolution"])
-        return [_from_record(cohort, record) for record in records]
+                                         cache_dir=cache_dir, preferred_res=config["atlas"]["resolution"],
+                                         need_sidecar=need_sidecar)
+        return with_escape_hatches(cohort, cohort_config, [_from_record(cohort, record) for record in records])
     if source == "bids":
         from semantoks.cohorts.bids_raw import expected_fmriprep_outputs, find_bids_runs
 
@@ -106,8 +113,76 @@ def planned_runs(config, cohort):
             raise SemantoksError(f"config.yaml: cohort '{cohort}' has source bids but no bids path; set cohorts.{cohort}.bids.")
         out_root = derivatives_root(results, cohort, cohort_config)
         runs = find_bids_runs(cohort_config["bids"], task=cohort_config.get("task"), cache_dir=cache_dir)
-        return [_from_record(cohort, expected_fmriprep_outputs(run, out_root, space)) for run in runs]
+        planned = [_from_record(cohort, expected_fmriprep_outputs(run, out_root, space)) for run in runs]
+        return with_escape_hatches(cohort, cohort_config, planned)
     return []
+
+
+def with_escape_hatches(cohort, cohort_config, runs):
+    """Runs with the cohort's `exclude` (as their skip reason), `tr`/`tr_by_site` and raw `bids` sidecars applied."""
+    excluded = _exclusions(cohort, cohort_config, runs)
+    site_trs = _site_trs(cohort, cohort_config, runs) if cohort_config.get("tr_by_site") else {}
+    bids = cohort_config.get("bids") or None
+    planned = []
+    for run in runs:
+        reason = excluded.get(run.scan_id) or excluded.get(("sub", run.subject))
+        tr = site_trs.get(run.subject, cohort_config.get("tr"))
+        changes = {"tr": float(tr) if tr is not None else None, "bids": bids}
+        if reason:
+            changes["problem"] = f"Excluded in the config: {reason}"
+        planned.append(replace(run, **changes))
+    return planned
+
+
+def _exclusions(cohort, cohort_config, runs):
+    """{scan_id or ('sub', label): reason}; an entry that names no run of the cohort is a typo, so refused."""
+    from semantoks.cohorts.phenotype_types import subject_key
+
+    key = f"cohorts.{cohort}.exclude"
+    scans, subjects = {run.scan_id for run in runs}, {subject_key(run.subject): run.subject for run in runs}
+    excluded = {}
+    for position, entry in enumerate(cohort_config.get("exclude") or []):
+        if ("subject" in entry) == ("scan" in entry):
+            raise SemantoksError(f"config.yaml: {key}[{position}] must name exactly one of subject or scan; fix the entry.")
+        if "scan" in entry:
+            if entry["scan"] not in scans:
+                raise SemantoksError(f"config.yaml: {key}[{position}] names scan {entry['scan']}, which cohort '{cohort}' "
+                                     f"does not have (e.g. {next(iter(sorted(scans)), 'none')}); fix the scan id.")
+            excluded[entry["scan"]] = entry["reason"]
+        else:
+            subject = subjects.get(subject_key(entry["subject"]))
+            if subject is None:
+                raise SemantoksError(f"config.yaml: {key}[{position}] names subject {entry['subject']}, which cohort "
+                                     f"'{cohort}' has no run of; fix the subject label.")
+            excluded[("sub", subject)] = entry["reason"]
+    return excluded
+
+
+def _site_trs(cohort, cohort_config, runs):
+    """{subject: TR} from the phenotype table's site column and `tr_by_site`."""
+    from semantoks.cohorts.phenotype_types import read_participants, subject_key
+
+    key = f"cohorts.{cohort}"
+    table, column = cohort_config["phenotypes"].get("table"), cohort_config.get("site_column")
+    if not table or not column:
+        raise SemantoksError(f"config.yaml: {key}.tr_by_site needs {key}.site_column and {key}.phenotypes.table "
+                             "to find each subject's site; set both, or use tr.")
+    participant_column = cohort_config["phenotypes"].get("participant_column", "participant_id")
+    participants = read_participants(table, participant_column)
+    if column not in participants.columns:
+        raise SemantoksError(f"{table}: no column '{column}'; set {key}.site_column to the site column.")
+    sites = {subject_key(label): _site_label(site) for label, site in zip(participants[participant_column], participants[column])
+             if isinstance(label, str) and site == site}
+    by_site = {str(site): value for site, value in cohort_config["tr_by_site"].items()}
+    trs = {}
+    for run in runs:
+        site = sites.get(subject_key(run.subject))
+        if site in by_site:
+            trs[run.subject] = by_site[site]
+        elif site is not None and cohort_config.get("tr") is None:
+            raise SemantoksError(f"config.yaml: site '{site}' of subject {run.subject} has no repetition time; "
+                                 f"add it under {key}.tr_by_site (e.g. {site}: 2.0) or set {key}.tr.")
+    return trs
 
 
 def _entity_items(entities):
@@ -152,6 +227,28 @@ def _simulated_runs(config, cohort):
             )
         )
     return runs
+
+
+def source_datasets(config):
+    """BIDS `SourceDatasets` and `DatasetLinks` (cohort name -> file URI) for the cohorts' input folders."""
+    links = {}
+    for cohort, settings in config["cohorts"].items():
+        source = settings["source"]
+        if source == "simulated":
+            folder = cohort_root(config["results"], cohort)
+        elif source == "roi":
+            files = settings.get("roi", {}).get("files")
+            folder = files if isinstance(files, str) else None
+        else:
+            folder = settings.get("derivatives") if source == "fmriprep" else settings.get("bids")
+        if folder:
+            links[cohort] = Path(folder).resolve().as_uri()
+    return [{"URL": uri} for uri in links.values()], links
+
+
+def _site_label(site):
+    # a numeric site column reads as float: 20.0 must match tr_by_site's key 20
+    return str(int(site)) if isinstance(site, float) and site.is_integer() else str(site)
 
 
 def bids_string(value):

@@ -8,6 +8,7 @@ sys.path.insert(0, SRC)
 _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
+from semantoks.bids_names import xcpd_paths
 from semantoks.config import config_hash, source_hash, workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.labels import phenotype_job_names
@@ -59,6 +60,8 @@ ATLAS_LABELS = f"{R}/atlas/{ATLAS_ID}/labels.tsv"
 ATLAS_DSEG = f"{R}/atlas/{ATLAS_ID}/dseg.nii.gz"
 TIMESERIES = f"{R}/timeseries/{{cohort}}/{{scan_dir}}/{{scan_id}}_space-{SPACE}_atlas-{ATLAS_ID}_desc-{DESC}_timeseries.parquet"
 RUN_QC = TIMESERIES.replace("_timeseries.parquet", "_qc.json")
+# XCP-D-named TSVs beside each run's Parquet (outputs.tsv)
+RUN_TSVS = xcpd_paths(TIMESERIES) if config["outputs"]["tsv"] else {}
 PARTITION = f"{R}/dataset/timeseries/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 MANIFEST = f"{R}/dataset/manifest/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 PHENOTYPE_TABLE = f"{R}/dataset/phenotypes/cohort={{cohort}}/part-0.parquet"
@@ -77,11 +80,16 @@ def run_of(wildcards):
 def parcellate_inputs(wildcards):
     run = run_of(wildcards)
     inputs = {"labels": ATLAS_LABELS, "dseg": ATLAS_DSEG}
+    if run.problem:
+        # unusable or excluded in the config: recorded from the plan, none of its files needed
+        return inputs
     if wildcards.cohort in BIDS_COHORTS and config["fmriprep"]["runner"] != "existing":
         # fMRIPrep writes a subject's runs in one job; its marker stands for all of them
         inputs["fmriprep"] = f"{R}/cohorts/{wildcards.cohort}/fmriprep_done/sub-{run.subject}.done"
-    elif not run.problem:
-        inputs.update(bold=run.bold, mask=run.mask, confounds=run.confounds, sidecar=run.sidecar)
+    else:
+        # the sidecar is optional when the cohort sets tr or bids
+        paths = dict(bold=run.bold, mask=run.mask, confounds=run.confounds, sidecar=run.sidecar)
+        inputs.update({kind: path for kind, path in paths.items() if path})
     return inputs
 
 

@@ -5,9 +5,11 @@ rule parcellate_run:
     output:
         timeseries=TIMESERIES,
         qc=RUN_QC,
+        **RUN_TSVS,
     params:
         run=run_of,
         strategy=config["denoise"],
+        outputs=config["outputs"],
         atlas_id=ATLAS_ID,
         space=SPACE,
         code=CODE_VERSION,

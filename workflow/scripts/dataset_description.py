@@ -3,7 +3,9 @@ from pathlib import Path
 from semantoks import __version__
 from semantoks.dataset import write_dataset_description
 from semantoks.rule_runner import rule_script
+from semantoks.workflow_plan import source_datasets
 
 with rule_script(snakemake):
-    write_dataset_description(Path(snakemake.output.dataset).parent, __version__, name="semantoks dataset")
-    write_dataset_description(Path(snakemake.output.timeseries).parent, __version__, name="semantoks parcel time series")
+    sources, links = source_datasets(snakemake.config)
+    for target, name in ((snakemake.output.dataset, "semantoks dataset"), (snakemake.output.timeseries, "semantoks parcel time series")):
+        write_dataset_description(Path(target).parent, __version__, name=name, source_datasets=sources, dataset_links=links)

@@ -77,10 +77,12 @@ def parse_space(space, res=None):
     return match["space"], res
 
 
-def find_preprocessed_runs(derivatives_root, space, task=None, res=None, cache_dir=None, preferred_res=None):
+def find_preprocessed_runs(derivatives_root, space, task=None, res=None, cache_dir=None, preferred_res=None,
+                           need_sidecar=True):
     """Every run of an fMRIPrep derivatives tree, with its files in `space` (e.g. 'MNI152NLin2009cAsym:res-2').
 
-    Runs missing the BOLD in that space, a mask, confounds or a sidecar are kept with `problem` set.
+    Runs missing the BOLD in that space, a mask, confounds or (with `need_sidecar`) a sidecar are kept with
+    `problem` set; without `need_sidecar` (a TR override or raw BIDS sidecars stand in) a missing sidecar is None.
     `preferred_res` (the config's atlas.resolution) picks one grid when a run has the space at several.
     """
     space, res = parse_space(space, res)
@@ -91,7 +93,7 @@ def find_preprocessed_runs(derivatives_root, space, task=None, res=None, cache_d
     for folder, group in scan_groups(root, cache_dir):
         if task is not None and group["entities"].get("task") != task:
             continue
-        runs.append(_record(f"{root}/{folder}", group, space, res, preferred_res))
+        runs.append(_record(f"{root}/{folder}", group, space, res, preferred_res, need_sidecar))
     return runs
 
 
@@ -164,7 +166,7 @@ def _check_folder(root, folder, name, entities):
             f"{root / folder / name}: the file's sub/ses entities do not match its folder; move it into its subject's folder.")
 
 
-def _record(folder, group, space, res, preferred_res=None):
+def _record(folder, group, space, res, preferred_res=None, need_sidecar=True):
     stem = f"{folder}/{group['prefix']}"
     files = {kind: {(sp, r): name for sp, r, name in group[kind]} for kind in ("bold", "mask", "sidecar")}
     keys = sorted((key for key in files["bold"] if key[0] == space and (res is None or key[1] == res)), key=str)
@@ -187,7 +189,7 @@ def _record(folder, group, space, res, preferred_res=None):
         for kind, what in (("mask", "brain mask (desc-brain_mask)"), ("sidecar", "BOLD JSON sidecar")):
             if key in files[kind]:
                 paths[kind] = f"{stem}{files[kind][key]}"
-            else:
+            elif kind == "mask" or need_sidecar:
                 problems.append(f"no {what} beside the BOLD")
     confounds = f"{stem}{group['confounds']}" if group["confounds"] else None
     if confounds is None:
@@ -196,3 +198,23 @@ def _record(folder, group, space, res, preferred_res=None):
         entities=group["entities"], scan_id=group["scan_id"], confounds=confounds, space=space, res=res,
         problem="; ".join(problems) + "." if problems else None, spaces_found=found, **paths,
     )
+
+
+def raw_sidecars(bids_root, entities):
+    """The raw BIDS `*_bold.json` files that apply to a run (BIDS inheritance), most specific first."""
+    root = Path(bids_root)
+    levels = [root, root / f"sub-{entities['sub']}"]
+    if entities.get("ses"):
+        levels.append(levels[-1] / f"ses-{entities['ses']}")
+    levels.append(levels[-1] / "func")
+    found = []
+    for level in reversed(levels):
+        matching = [path for path in sorted(level.glob("*_bold.json")) if _applies(path.name, entities)]
+        # within a level, a name with more entities is more specific
+        found += sorted(matching, key=lambda path: -path.name.count("-"))
+    return [str(path) for path in found]
+
+
+def _applies(name, entities):
+    pairs = [part.split("-", 1) for part in name[: -len("_bold.json")].split("_")]
+    return all(len(pair) == 2 and entities.get(pair[0]) == pair[1] for pair in pairs)

@@ -94,7 +94,8 @@ def build_partition(
     }
 
 
-def write_dataset_description(out_root, version, code_url=None, source_datasets=None, name="semantoks dataset"):
+def write_dataset_description(out_root, version, code_url=None, source_datasets=None, name="semantoks dataset",
+                              dataset_links=None):
     """The BIDS-derivative `dataset_description.json` at the dataset root."""
     generated_by = {"Name": "semantoks", "Version": str(version)}
     if code_url:
@@ -107,6 +108,8 @@ def write_dataset_description(out_root, version, code_url=None, source_datasets=
     }
     if source_datasets:
         description["SourceDatasets"] = list(source_datasets)
+    if dataset_links:
+        description["DatasetLinks"] = dict(dataset_links)
     target = Path(out_root) / "dataset_description.json"
     write_json(target, description)
     return target
@@ -213,6 +216,7 @@ def _manifest_table(runs):
         "n_frames": [run.qc.get("n_frames", run.n_rows) for run in runs],
         "mean_fd": number("mean_fd"),
         "pct_censored": number("pct_censored"),
+        "n_uncovered_parcels": number("n_uncovered_parcels"),
         "included": column("included"),
         "reason": column("reason"),
     }

@@ -42,6 +42,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("n_frames", pa.int32()),
         ("mean_fd", pa.float64()),
         ("pct_censored", pa.float64()),
+        ("n_uncovered_parcels", pa.int32()),
         ("included", pa.bool_()),
         ("reason", pa.string()),
     ]

@@ -41,7 +41,7 @@ def test_abide_1d_import_writes_design_per_run_outputs(abide_folder, tmp_path):
     folder, data = abide_folder
     out = tmp_path / "results" / "timeseries" / "abide"
     outputs = import_roi_timeseries(folder, PATTERN, "abide", "cc200", out, tr_by_site={"NYU": 2.0, "UM": 1.5},
-                                    space="MNI152NLin6Asym", strategy="imported")
+                                    space="MNI152NLin6Asym")
     assert [p.name for p, _ in outputs] == [
         "sub-0050003_task-rest_space-MNI152NLin6Asym_atlas-cc200_desc-imported_timeseries.parquet",
         "sub-0051001_task-rest_space-MNI152NLin6Asym_atlas-cc200_desc-imported_timeseries.parquet",
@@ -60,7 +60,8 @@ def test_abide_1d_import_writes_design_per_run_outputs(abide_folder, tmp_path):
     np.testing.assert_array_equal(values, expected)
     assert table["frame"].to_pylist() == list(range(9))
     qc = json.loads(qc_path.read_text())
-    assert json.loads(table.schema.metadata[b"semantoks"]) == qc
+    stored = json.loads(table.schema.metadata[b"semantoks"])
+    assert {key: stored[key] for key in qc if key != "mean_fd"} == {key: qc[key] for key in qc if key != "mean_fd"}
     assert qc["tr"] == 2.0 and qc["n_volumes"] == qc["n_frames"] == 9 and qc["n_dummy"] == 0
     assert qc["included"] is True and qc["reason"] is None
     assert qc["parcel_coverage"] == [1.0, 1.0, 1.0, 0.0, 1.0]
@@ -76,6 +77,10 @@ def test_imported_cohort_consolidates_like_any_other(abide_folder, tmp_path):
 
     folder, data = abide_folder
     labels = pd.DataFrame({"name": [f"P{i}" for i in range(5)], "network": ["Vis", "Vis", "Default", "Default", "Cont"]})
+    with pytest.raises(SemantoksError, match=r"column 1 is headed '2000' but the labels table's parcel 1 is 'P0'"):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0, labels=labels)
+    # the explicit mapping: each parcel's file column by its header name
+    labels["column"] = [str(2000 + i) for i in range(5)]
     outputs = import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0, labels=labels)
     build_partition(outputs, tmp_path / "dataset", cohort="abide", atlas_id="cc200", labels=roi_label_table(labels, 5),
                     space="unknown", strategy={}, pipeline_version="test", config_hash="x")
@@ -91,7 +96,8 @@ def test_label_table_names_networks_and_hemispheres(tmp_path):
     labels.write_text("name\tnetwork\nVis_LH_1\tVis\nVis_RH_1\tVis\nThal\t\n")
     table = roi_label_table(labels, 3)
     assert table.to_dict("list") == {"index": [1, 2, 3], "name": ["Vis_LH_1", "Vis_RH_1", "Thal"],
-                                     "network": ["Vis", "Vis", "Unassigned"], "hemisphere": ["L", "R", "n/a"]}
+                                     "network": ["Vis", "Vis", "Unassigned"], "hemisphere": ["L", "R", "n/a"],
+                                     "column": [None, None, None]}
     assert roi_label_table(None, 2)["name"].tolist() == ["roi001", "roi002"]
     with pytest.raises(SemantoksError, match=r"labels.tsv: 3 labels but the time series have 4 parcels"):
         roi_label_table(labels, 4)
@@ -172,10 +178,13 @@ def test_tr_and_mean_fd_from_the_phenotype_table(tmp_path):
         np.save(tmp_path / f"{subject}.npy", _series(int(subject), 6, 2))
     table = tmp_path / "pheno.csv"
     table.write_text("SUB_ID,SITE_ID,func_mean_fd\n51001,NYU,0.12\n51002,UM_1,-9999\n")
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tnetwork\nA\tVis\nB\tDefault\n")
     outputs = import_roi_cohort(
-        "abide", {"files": str(tmp_path), "pattern": r"(?P<subject>\d+)\.npy", "tr_column": "SITE_ID",
-                  "tr_by_site": {"NYU": 2.0, "UM_1": 2.5}, "mean_fd_column": "func_mean_fd"},
-        {"table": str(table), "participant_column": "SUB_ID"}, "cc200", tmp_path / "out")
+        "abide", {"files": str(tmp_path), "pattern": r"(?P<subject>\d+)\.npy", "site_column": "SITE_ID",
+                  "tr_by_site": {"NYU": 2.0, "UM_1": 2.5}, "mean_fd_column": "func_mean_fd", "parcellation": "P2",
+                  "labels": str(labels)},
+        {"table": str(table), "participant_column": "SUB_ID"}, tmp_path / "out")
     qcs = [json.loads(qc.read_text()) for _, qc in outputs]
     assert [qc["tr"] for qc in qcs] == [2.0, 2.5]
     assert qcs[0]["mean_fd"] == 0.12 and np.isnan(qcs[1]["mean_fd"])
@@ -194,7 +203,7 @@ def test_tr_missing_for_a_site_names_site_and_key(abide_folder, tmp_path):
 def test_inconsistent_parcel_counts_name_the_file(abide_folder, tmp_path):
     folder, _ = abide_folder
     _write_1d(folder / "NYU_0051009_rois_cc200.1D", _series(9, 12, 6))
-    with pytest.raises(SemantoksError, match=r"NYU_0051009_rois_cc200.1D: has 6 parcels but most files have 5"):
+    with pytest.raises(SemantoksError, match=r"NYU_0051009_rois_cc200.1D: has 6 parcels but most files have 5 .*move it out of roi.files"):
         import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr=2.0)
     assert not (tmp_path / "out").exists()
 

@@ -160,8 +160,8 @@ def import_roi_cohort(cohort, roi, phenotypes, out_dir, templateflow_home=None, 
         tr_column=roi.get("tr_column"), tr_by_site=roi.get("tr_by_site"), labels=labels,
         phenotypes=phenotypes.get("table"), participant_column=phenotypes.get("participant_column", "participant_id"),
         missing=phenotypes.get("missing_values"), mean_fd_column=roi.get("mean_fd_column"),
-        orientation=roi.get("orientation", "auto"), mat_variable=roi.get("mat_variable"),
-        space=roi.get("space", "unknown"), task=roi.get("task", "rest"))
+        orientation=roi.get("orientation") or "auto", mat_variable=roi.get("mat_variable"),
+        space=roi.get("space") or "unknown", task=roi.get("task") or "rest")
 
 
 def read_import_index(path):

@@ -20,6 +20,8 @@ LABEL_FIELDS = ("name", "network", "hemisphere", "index", "column")
 _HEMISPHERE = {"lh": "L", "left": "L", "l": "L", "rh": "R", "right": "R", "r": "R"}
 _ID = re.compile(r"^[A-Za-z0-9]+$")
 UNKNOWN_HEMISPHERE = "n/a"
+# where the Yeo 2011 volume is looked up when roi.space is not given
+YEO_SPACE = "MNI152NLin2009cAsym"
 
 
 def parcellation_id(config):
@@ -85,7 +87,7 @@ def roi_parcel_table(roi, cohort, templateflow_home=None, allow_download=False, 
         if with_networks:
             from semantoks.atlas.custom import load_yeo_networks, majority_networks
 
-            yeo, yeo_networks = load_yeo_networks(roi.get("space", "MNI152NLin2009cAsym"), roi.get("n_networks", 7),
+            yeo, yeo_networks = load_yeo_networks(roi.get("space") or YEO_SPACE, roi.get("n_networks") or 7,
                                                   templateflow_home, allow_download)
             table["network"], table["network_overlap"] = majority_networks(image, table["index"], yeo, yeo_networks)
         else:

@@ -96,7 +96,7 @@ def test_label_table_names_networks_and_hemispheres(tmp_path):
     labels.write_text("name\tnetwork\nVis_LH_1\tVis\nVis_RH_1\tVis\nThal\t\n")
     table = roi_label_table(labels, 3)
     assert table.to_dict("list") == {"index": [1, 2, 3], "name": ["Vis_LH_1", "Vis_RH_1", "Thal"],
-                                     "network": ["Vis", "Vis", "Unassigned"], "hemisphere": ["L", "R", "n/a"],
+                                     "network": ["Vis", "Vis", "Unassigned"], "hemisphere": ["L", "R", "unknown"],
                                      "column": [None, None, None]}
     assert roi_label_table(None, 2)["name"].tolist() == ["roi001", "roi002"]
     with pytest.raises(SemantoksError, match=r"labels.tsv: 3 labels but the time series have 4 parcels"):

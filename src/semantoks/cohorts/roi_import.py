@@ -177,6 +177,9 @@ def _replace_index(out_dir, outputs):
     for stale in [*out_dir.rglob("*_timeseries.parquet"), *out_dir.rglob("*_qc.json")]:
         if stale.resolve() not in keep:
             stale.unlink()
+    for folder in sorted((p for p in out_dir.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
     rows = sorted((Path(p).relative_to(out_dir).as_posix(), Path(q).relative_to(out_dir).as_posix()) for p, q in outputs)
     write_table_tsv(out_dir / IMPORT_INDEX, pd.DataFrame(rows, columns=["timeseries", "qc"]))
 

@@ -19,7 +19,7 @@ from semantoks.errors import SemantoksError
 LABEL_FIELDS = ("name", "network", "hemisphere", "index", "column")
 _HEMISPHERE = {"lh": "L", "left": "L", "l": "L", "rh": "R", "right": "R", "r": "R"}
 _ID = re.compile(r"^[A-Za-z0-9]+$")
-UNKNOWN_HEMISPHERE = "n/a"
+UNKNOWN_HEMISPHERE = "unknown"
 # where the Yeo 2011 volume is looked up when roi.space is not given
 YEO_SPACE = "MNI152NLin2009cAsym"
 

@@ -103,6 +103,10 @@ def guess_column(series, name):
         return ColumnGuess(name, "binary", True, "two values", summary)
     if numeric:
         integer_coded = bool((values == values.round()).all())
+        if integer_coded and n_distinct == len(values) >= MIN_ROWS_FOR_ID and (
+                str(name).startswith("Unnamed") or values.is_monotonic_increasing):
+            return ColumnGuess(name, None, False, "looks like a row number (increasing, a different value in every row)",
+                               summary)
         if integer_coded and n_distinct <= MAX_NUMERIC_CODES and len(values) >= 3 * n_distinct:
             return ColumnGuess(name, "categorical", True, f"{n_distinct} integer codes; check they are categories", summary)
         if _ID_NAME.search(str(name)):

@@ -211,7 +211,7 @@ def test_inconsistent_parcel_counts_name_the_file(abide_folder, tmp_path):
 
 def test_unparseable_file_is_named(abide_folder, tmp_path):
     folder, _ = abide_folder
-    (folder / "NYU_0051010_rois_cc200.1D").write_text("#1 #2\n0.1 0.2\n0.3 oops\n")
+    (folder / "NYU_0051010_rois_cc200.1D").write_text("#1 #2 #3 #4 #5\n0.1 0.2 0 0 1\n0.3 oops 0 0 1\n")
     with pytest.raises(SemantoksError, match=r"NYU_0051010_rois_cc200.1D: could not read a numeric table"):
         import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr=2.0)
 

@@ -43,16 +43,34 @@ def read_roi_table(path, mat_variable=None):
 
 
 def roi_array_shape(path, mat_variable=None):
-    """(rows, columns) without keeping the data (a memory map for .npy)."""
-    if Path(path).suffix.lower() == ".npy":
-        return _read_npy(Path(path), mmap=True).shape
+    """(rows, columns) without parsing the numbers (a memory map for .npy, a line count for text)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return _read_npy(path, mmap=True).shape
+    if suffix in TEXT_SEPARATORS:
+        return _text_shape(path, TEXT_SEPARATORS[suffix])
     return read_roi_array(path, mat_variable).shape
+
+
+def _text_shape(path, separator):
+    header = _has_header(path, separator)
+    rows, columns = 0, None
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            rows += 1
+            if columns is None:
+                columns = len(line.split() if separator == r"\s+" else line.split(separator))
+    return (rows - 1 if header else rows), (columns or 0)
 
 
 def _read_text(path, separator):
     header = _has_header(path, separator)
     try:
-        table = pd.read_csv(path, sep=separator, header=0 if header else None, comment="#", engine="python",
+        table = pd.read_csv(path, sep=separator, header=0 if header else None, comment="#", engine="c",
                             na_values=_MISSING, skip_blank_lines=True)
         names = [str(c).strip().strip('"') for c in table.columns] if header else _comment_header(path)
         array = table.apply(pd.to_numeric, errors="raise").to_numpy(dtype=np.float64)

@@ -1,11 +1,13 @@
 """ROI time-series import: file formats, orientation, TR per site, labels, and the per-run output contract."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from scipy.io import savemat
 
 from semantoks.cohorts.roi_import import import_roi_cohort, import_roi_timeseries, read_import_index, roi_label_table
@@ -258,17 +260,32 @@ def test_labels_table_with_its_own_headers_names_the_parcels(shared_data):
         roi_parcel_table({"labels": roi["labels"], "label_columns": {"name": "roi"}}, "abide")
 
 
-def test_labels_and_nifti_assign_networks_by_yeo_overlap(shared_data, templateflow_home, tmp_path):
+def documented_nifti_roi(repo_root, data):
+    """The "labels + NIfTI" roi: section of docs/cohorts.md, with its data path replaced by `data`."""
+    text = (repo_root / "docs" / "cohorts.md").read_text()
+    [block] = re.findall(r"```yaml\n# the roi: section of abide.yaml, labels \+ NIfTI variant\n(.*?)```", text, re.DOTALL)
+    return yaml.safe_load(block.replace("/data/abide_pcp_cc200", str(data)))["roi"]
+
+
+def test_labels_and_nifti_assign_networks_by_yeo_overlap(shared_data, templateflow_home, repo_root, tmp_path):
     mapping = pd.read_csv(shared_data / CC200 / "cc200_yeo7_mapping.tsv", sep="\t")
-    labels = tmp_path / "cc200_labels.tsv"
-    labels.write_text("index\tname\n" + "".join(f"{i}\tCC{i:03d}\n" for i in mapping["roi"]))
-    roi = {"labels": str(labels), "dseg": str(shared_data / CC200 / "CC200.nii.gz"), "space": "MNI152NLin2009cAsym"}
+    data = tmp_path / CC200
+    data.mkdir()
+    for name in ("rois_cc200", "CC200.nii.gz"):
+        (data / name).symlink_to(shared_data / CC200 / name)
+    # the docs' table: a name per parcel and its label value in the NIfTI, no network column
+    (data / "cc200_labels.tsv").write_text("index\tname\n" + "".join(f"{i}\tCC{i:03d}\n" for i in mapping["roi"]))
+    roi = documented_nifti_roi(repo_root, data)
     table = roi_parcel_table(roi, "abide", templateflow_home=templateflow_home)
     assert set(table["hemisphere"]) == {"L", "R"}
     # the shared table was derived from Schaefer-400 in another template: most cortical parcels must agree
     cortical = (mapping["yeo7_network"] != "NonCortical").to_numpy() & (table["network"] != "Unassigned").to_numpy()
     agree = (table["network"].to_numpy() == mapping["yeo7_network"].to_numpy())[cortical].mean()
     assert cortical.sum() > 120 and agree > 0.6
+    outputs = import_roi_cohort("abide", roi, {}, tmp_path / "ts", templateflow_home=templateflow_home)
+    assert len(outputs) == 91
+    assert pq.read_schema(outputs[0][0]).names[:3] == ["frame", "CC001", "CC002"]
+    assert "atlas-CC200_desc-imported" in outputs[0][0].name
 
 
 def test_cohorts_with_different_parcellations_are_refused_naming_them():

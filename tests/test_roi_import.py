@@ -288,9 +288,11 @@ def test_labels_and_nifti_assign_networks_by_yeo_overlap(shared_data, templatefl
     assert "atlas-CC200_desc-imported" in outputs[0][0].name
 
 
-def test_cohorts_with_different_parcellations_are_refused_naming_them():
-    config = {"cohorts": {"abide": {"source": "roi", "roi": {"parcellation": "CC200"}},
-                          "adhd": {"source": "roi", "roi": {"parcellation": "AAL"}},
+def test_cohorts_with_different_parcellations_are_refused_naming_them(tmp_path):
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tnetwork\nA\tVis\n")
+    config = {"cohorts": {"abide": {"source": "roi", "roi": {"parcellation": "CC200", "labels": str(labels)}},
+                          "adhd": {"source": "roi", "roi": {"parcellation": "AAL", "labels": str(labels)}},
                           "demo": {"source": "simulated"}}}
     with pytest.raises(SemantoksError, match=r"different parcellations \(AAL: adhd; CC200: abide\)"):
         parcellation_id(config)
@@ -301,6 +303,8 @@ def test_cohorts_with_different_parcellations_are_refused_naming_them():
     check_mixed_sources(config, "Schaefer100x7", "Schaefer100x7")
     with pytest.raises(SemantoksError, match=r"cohorts.abide.roi.parcellation: not set"):
         parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": {}}}})
+    with pytest.raises(SemantoksError, match=r"FILL_IN: labels table not found; fix cohorts.abide.roi.labels"):
+        parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": {"parcellation": "CC200", "labels": "FILL_IN"}}}})
 
 
 def test_a_file_of_another_parcellation_names_the_labels_table_not_orientation(abide_folder, tmp_path):

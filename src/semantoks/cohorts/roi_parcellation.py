@@ -42,6 +42,12 @@ def parcellation_id(config):
         if not _ID.match(str(name)):
             raise SemantoksError(f"cohorts.{cohort}.roi.parcellation: {name!r} is not alphanumeric; use letters and "
                                  "digits only (it names the output files).")
+        labels = settings.get("labels")
+        if not labels:
+            raise SemantoksError(f"cohorts.{cohort}.roi.labels: not set; give the parcellation's labels table "
+                                 "(columns name, network; one row per file column).")
+        if not Path(labels).is_file():
+            raise SemantoksError(f"{labels}: labels table not found; fix cohorts.{cohort}.roi.labels.")
         names.setdefault(str(name), []).append(cohort)
     if len(names) > 1:
         listing = "; ".join(f"{name}: {', '.join(cohorts)}" for name, cohorts in sorted(names.items()))

@@ -214,8 +214,36 @@ def test_mismatched_parcel_columns_name_the_file_and_leave_nothing(tmp_path):
     with pytest.raises(SemantoksError) as raised:
         build(runs, tmp_path / "ds")
     assert str(other[0]) in str(raised.value)
-    assert "was parcellated with a different atlas" in str(raised.value) and "delete it and rerun" in str(raised.value)
+    assert "are not those of Toy6x2's labels table (first: column 1 is 'Other_LH_0'" in str(raised.value)
+    assert "delete it and rerun snakemake" in str(raised.value)
     assert not (tmp_path / "ds").exists() or not [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
+
+
+def test_imported_runs_name_the_fix_that_reruns_the_import(tmp_path):
+    # deleting an imported file does not rerun an import (its outputs are listed, not tracked): the advice must
+    # force the import instead of looping on "delete it and rerun"
+    rng = np.random.default_rng(5)
+    runs, _ = make_cohort(tmp_path / "runs", "demo", 2, toy_labels(), rng, qc_overrides={"strategy": "imported"})
+    runs.append(write_run_output(tmp_path / "runs", "demo", "77", rng.standard_normal((20, 6)),
+                                 toy_labels(prefix="Other"), qc_overrides={"strategy": "imported"}))
+    with pytest.raises(SemantoksError, match=r"rerun the import with `snakemake --forcerun import_roi_timeseries`"):
+        build(runs, tmp_path / "ds", written_by="import_roi_timeseries")
+    runs[0][0].unlink()
+    with pytest.raises(SemantoksError, match=r"time series file is missing; rerun the import with"):
+        build(runs[:2], tmp_path / "ds", written_by="import_roi_timeseries")
+
+
+def test_strategy_provenance_comes_from_the_runs(tmp_path):
+    # imported ROI series were not denoised by us: the configured preset must not be recorded for them
+    rng = np.random.default_rng(8)
+    runs, _ = make_cohort(tmp_path / "runs", "demo", 2, toy_labels(), rng, qc_overrides={"strategy": "imported"})
+    build(runs, tmp_path / "ds")
+    assert read_atlas_metadata(tmp_path / "ds", ATLAS)["strategy"] == {"name": "imported"}
+    mixed, _ = make_cohort(tmp_path / "mixed", "demo", 2, toy_labels(), rng)
+    mixed.append(write_run_output(tmp_path / "mixed", "demo", "09", rng.standard_normal((20, 6)), toy_labels(),
+                                  qc_overrides={"strategy": "imported"}))
+    with pytest.raises(SemantoksError, match=r"different strategies \(imported, simple\)"):
+        build(mixed, tmp_path / "ds2")
 
 
 def test_write_failure_midway_leaves_no_partition_or_temp_file(tmp_path):

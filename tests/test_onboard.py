@@ -1,6 +1,7 @@
 """Run discovery in fMRIPrep derivatives and raw BIDS (with the cached index), and `semantoks onboard`."""
 
 import json
+import re
 import os
 
 import pytest
@@ -232,3 +233,46 @@ def test_onboard_refuses_a_missing_participant_column(derivatives, tmp_path):
     table.write_text("subject\tage\n01\t3\n")
     with pytest.raises(SemantoksError, match=r"p.tsv: no column 'participant_id' \(columns: subject, age\)"):
         onboard("lab1", table, derivatives=derivatives, cache_dir=False)
+
+
+ABIDE = "abide_pcp_cc200"
+ABIDE_PATTERN = r"(?P<subject>\d{7})_rois_cc200\.1D"
+
+
+def test_onboard_roi_on_the_real_abide_folder(shared_data, tmp_path):
+    folder = shared_data / ABIDE
+    out = tmp_path / "abide.yaml"
+    entry, report = onboard("abide", folder / "Phenotypic_V1_0b_preprocessed1_subset.csv", roi=folder / "rois_cc200",
+                            pattern=ABIDE_PATTERN, participant_column="SUB_ID", site_column="SITE_ID", out=out)
+    assert "matches 91 files of 91 subjects" in report
+    assert "shape 296 x 200, read as frames x parcels (its header names 200 columns" in report
+    assert "Parcels: 200; frames per file: 116 to 296" in report
+    assert "Matched: 91 of 91 imaging subjects have a phenotype row" in report
+    text = out.read_text()
+    assert "KKI: FILL_IN  # FILL_IN: this site's TR in seconds" in text
+    assert "parcellation: FILL_IN  # FILL_IN" in text
+    written = yaml.safe_load(text)["cohorts"]["abide"]
+    assert written["roi"]["site_column"] == "SITE_ID"
+    assert set(written["roi"]["tr_by_site"]) == {"NYU", "UM_1", "USM", "YALE", "KKI", "UCLA_1"}
+    columns = written["phenotypes"]["columns"]
+    assert columns["SITE_ID"] == "categorical" and columns["AGE_AT_SCAN"] == "continuous"
+    assert "Unnamed: 0" not in columns and "X" not in columns
+    # -9999 is missing here exactly as in the pipeline: BMI ranges over real values only
+    assert re.search(r"BMI: continuous  # n=8, 83 missing, 13\.51 to 34\.45", text)
+
+
+def test_onboard_roi_takes_tr_from_a_tr_column_and_writes_a_valid_entry(shared_data, tmp_path, capsys):
+    from semantoks.config import validate_config
+
+    folder = shared_data / ABIDE
+    out = tmp_path / "abide.yaml"
+    main(["--name", "abide", "--roi", str(folder / "rois_cc200"), "--pattern", ABIDE_PATTERN,
+          "--phenotypes", str(folder / "participants.tsv"), "--participant-column", "SUB_ID",
+          "--site-column", "SITE_ID", "--parcellation", "CC200", "--labels", str(folder / "cc200_yeo7_mapping.tsv"),
+          "--out", str(out)])
+    assert "Sites (SITE_ID): 6; TR known for 6" in capsys.readouterr().out
+    config = yaml.safe_load(out.read_text())
+    roi = config["cohorts"]["abide"]["roi"]
+    assert roi["tr_by_site"] == {"KKI": 2.5, "NYU": 2.0, "UCLA_1": 3.0, "UM_1": 2.0, "USM": 2.0, "YALE": 2.0}
+    assert roi["parcellation"] == "CC200" and "FILL_IN" not in out.read_text()
+    validate_config(config)

@@ -170,3 +170,52 @@ def test_real_cobre_phenotypes(shared_data, tmp_path):
     assert "None" in frame["Diagnosis"].cat.categories
     with pytest.raises(SemantoksError, match="column 'Handedness' is declared binary but has 3 values"):
         read_phenotypes(path, "SUB_ID", {"Handedness": "binary"})
+
+
+def test_minus_9999_is_missing_not_an_iq(tmp_path):
+    # the old reader kept -9999 as an IQ: R^2 of -300 reported as "ok"
+    table = write_participants(tmp_path / "p.csv", [("50001", "-9999", "1"), ("50002", "110", "2"),
+                                                    ("50003", "-9999.0", "-999"), ("50004", "98", "n/a"),
+                                                    ("50005", "NA", "2")],
+                               header=("SUB_ID", "FIQ", "SEX"), separator=",")
+    frame, report = read_phenotypes(table, "SUB_ID", {"FIQ": "continuous", "SEX": "binary"})
+    assert frame["FIQ"].isna().tolist() == [True, False, True, False, True]
+    assert frame["SEX"].isna().tolist() == [False, False, True, True, False]
+    assert report["missing"] == {"FIQ": 3, "SEX": 2}
+
+
+def test_missing_values_are_configurable_per_cohort(tmp_path):
+    table = write_participants(tmp_path / "p.tsv", [("01", "-1", "x"), ("02", "-9999", "y"), ("03", "7", "x")],
+                               header=("participant_id", "score", "g"))
+    frame, _ = read_phenotypes(table, "participant_id", {"score": "continuous"}, missing=["-1"])
+    assert frame["score"].tolist()[0] != frame["score"].tolist()[0]  # NaN
+    assert frame["score"].tolist()[1:] == [-9999.0, 7.0]
+
+
+def test_far_outliers_are_logged_with_their_subjects(tmp_path, caplog):
+    rows = [(f"{i:02d}", str(100 + i), "x") for i in range(1, 12)] + [("12", "-555", "x")]
+    table = write_participants(tmp_path / "p.tsv", rows, header=("participant_id", "iq", "g"))
+    with caplog.at_level(logging.WARNING):
+        _, report = read_phenotypes(table, "participant_id", {"iq": "continuous"})
+    assert report["outliers"] == {"iq": ["12"]}
+    assert "12=-555" in caplog.text and "robust SDs" in caplog.text
+
+
+def test_leading_zeros_and_prefix_match_the_imaging_labels(tmp_path):
+    # PCP: the file says 0050001, the table SUB_ID 50001; the probes join on the imaging label
+    table = write_participants(tmp_path / "p.csv", [("50001", "20"), ("50002", "30"), ("SUB-ab", "40")],
+                               header=("SUB_ID", "age"), separator=",")
+    frame, report = read_phenotypes(table, "SUB_ID", {"age": "continuous"}, subjects=["0050001", "sub-0050002", "AB"])
+    assert frame["subject"].tolist() == ["0050001", "0050002", "AB"]
+    assert report["imaging_only"] == [] and report["phenotype_only"] == []
+
+
+def test_fewer_than_half_matched_is_an_error_with_examples_from_both_sides(tmp_path):
+    table = write_participants(tmp_path / "p.csv", [("A1", "20"), ("A2", "30"), ("51003", "40")],
+                               header=("SUB_ID", "age"), separator=",")
+    with pytest.raises(SemantoksError) as raised:
+        read_phenotypes(table, "SUB_ID", {"age": "continuous"}, subjects=["0051003", "0051004", "0051005"],
+                        cohort="abide")
+    message = str(raised.value)
+    assert "cohort abide: " in message and "only 1 of 3 imaging subjects have a phenotype row" in message
+    assert "imaging e.g. 0051004, 0051005" in message and "table e.g. A1, A2" in message

@@ -1,14 +1,17 @@
 """ROI time-series import: file formats, orientation, TR per site, labels, and the per-run output contract."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from scipy.io import savemat
 
-from semantoks.cohorts.roi_import import import_roi_cohort, import_roi_timeseries, roi_label_table
+from semantoks.cohorts.roi_import import import_roi_cohort, import_roi_timeseries, read_import_index, roi_label_table
+from semantoks.cohorts.roi_parcellation import check_mixed_sources, parcellation_id, roi_parcel_table
 from semantoks.errors import SemantoksError
 
 PATTERN = r"(?P<site>[A-Za-z]+)_(?P<subject>\d+)_rois_cc200\.1D"
@@ -41,7 +44,7 @@ def test_abide_1d_import_writes_design_per_run_outputs(abide_folder, tmp_path):
     folder, data = abide_folder
     out = tmp_path / "results" / "timeseries" / "abide"
     outputs = import_roi_timeseries(folder, PATTERN, "abide", "cc200", out, tr_by_site={"NYU": 2.0, "UM": 1.5},
-                                    space="MNI152NLin6Asym", strategy="imported")
+                                    space="MNI152NLin6Asym")
     assert [p.name for p, _ in outputs] == [
         "sub-0050003_task-rest_space-MNI152NLin6Asym_atlas-cc200_desc-imported_timeseries.parquet",
         "sub-0051001_task-rest_space-MNI152NLin6Asym_atlas-cc200_desc-imported_timeseries.parquet",
@@ -60,7 +63,8 @@ def test_abide_1d_import_writes_design_per_run_outputs(abide_folder, tmp_path):
     np.testing.assert_array_equal(values, expected)
     assert table["frame"].to_pylist() == list(range(9))
     qc = json.loads(qc_path.read_text())
-    assert json.loads(table.schema.metadata[b"semantoks"]) == qc
+    stored = json.loads(table.schema.metadata[b"semantoks"])
+    assert {key: stored[key] for key in qc if key != "mean_fd"} == {key: qc[key] for key in qc if key != "mean_fd"}
     assert qc["tr"] == 2.0 and qc["n_volumes"] == qc["n_frames"] == 9 and qc["n_dummy"] == 0
     assert qc["included"] is True and qc["reason"] is None
     assert qc["parcel_coverage"] == [1.0, 1.0, 1.0, 0.0, 1.0]
@@ -76,6 +80,10 @@ def test_imported_cohort_consolidates_like_any_other(abide_folder, tmp_path):
 
     folder, data = abide_folder
     labels = pd.DataFrame({"name": [f"P{i}" for i in range(5)], "network": ["Vis", "Vis", "Default", "Default", "Cont"]})
+    with pytest.raises(SemantoksError, match=r"column 1 is headed '2000' but the labels table's parcel 1 is 'P0'"):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0, labels=labels)
+    # the explicit mapping: each parcel's file column by its header name
+    labels["column"] = [str(2000 + i) for i in range(5)]
     outputs = import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0, labels=labels)
     build_partition(outputs, tmp_path / "dataset", cohort="abide", atlas_id="cc200", labels=roi_label_table(labels, 5),
                     space="unknown", strategy={}, pipeline_version="test", config_hash="x")
@@ -91,7 +99,8 @@ def test_label_table_names_networks_and_hemispheres(tmp_path):
     labels.write_text("name\tnetwork\nVis_LH_1\tVis\nVis_RH_1\tVis\nThal\t\n")
     table = roi_label_table(labels, 3)
     assert table.to_dict("list") == {"index": [1, 2, 3], "name": ["Vis_LH_1", "Vis_RH_1", "Thal"],
-                                     "network": ["Vis", "Vis", "Unassigned"], "hemisphere": ["L", "R", "n/a"]}
+                                     "network": ["Vis", "Vis", "Unassigned"], "hemisphere": ["L", "R", "unknown"],
+                                     "column": [None, None, None]}
     assert roi_label_table(None, 2)["name"].tolist() == ["roi001", "roi002"]
     with pytest.raises(SemantoksError, match=r"labels.tsv: 3 labels but the time series have 4 parcels"):
         roi_label_table(labels, 4)
@@ -172,10 +181,13 @@ def test_tr_and_mean_fd_from_the_phenotype_table(tmp_path):
         np.save(tmp_path / f"{subject}.npy", _series(int(subject), 6, 2))
     table = tmp_path / "pheno.csv"
     table.write_text("SUB_ID,SITE_ID,func_mean_fd\n51001,NYU,0.12\n51002,UM_1,-9999\n")
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tnetwork\nA\tVis\nB\tDefault\n")
     outputs = import_roi_cohort(
-        "abide", {"files": str(tmp_path), "pattern": r"(?P<subject>\d+)\.npy", "tr_column": "SITE_ID",
-                  "tr_by_site": {"NYU": 2.0, "UM_1": 2.5}, "mean_fd_column": "func_mean_fd"},
-        {"table": str(table), "participant_column": "SUB_ID"}, "cc200", tmp_path / "out")
+        "abide", {"files": str(tmp_path), "pattern": r"(?P<subject>\d+)\.npy", "site_column": "SITE_ID",
+                  "tr_by_site": {"NYU": 2.0, "UM_1": 2.5}, "mean_fd_column": "func_mean_fd", "parcellation": "P2",
+                  "labels": str(labels)},
+        {"table": str(table), "participant_column": "SUB_ID"}, tmp_path / "out")
     qcs = [json.loads(qc.read_text()) for _, qc in outputs]
     assert [qc["tr"] for qc in qcs] == [2.0, 2.5]
     assert qcs[0]["mean_fd"] == 0.12 and np.isnan(qcs[1]["mean_fd"])
@@ -194,14 +206,14 @@ def test_tr_missing_for_a_site_names_site_and_key(abide_folder, tmp_path):
 def test_inconsistent_parcel_counts_name_the_file(abide_folder, tmp_path):
     folder, _ = abide_folder
     _write_1d(folder / "NYU_0051009_rois_cc200.1D", _series(9, 12, 6))
-    with pytest.raises(SemantoksError, match=r"NYU_0051009_rois_cc200.1D: has 6 parcels but most files have 5"):
+    with pytest.raises(SemantoksError, match=r"NYU_0051009_rois_cc200.1D: has 6 parcels but most files have 5 .*move it out of roi.files"):
         import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr=2.0)
     assert not (tmp_path / "out").exists()
 
 
 def test_unparseable_file_is_named(abide_folder, tmp_path):
     folder, _ = abide_folder
-    (folder / "NYU_0051010_rois_cc200.1D").write_text("#1 #2\n0.1 0.2\n0.3 oops\n")
+    (folder / "NYU_0051010_rois_cc200.1D").write_text("#1 #2 #3 #4 #5\n0.1 0.2 0 0 1\n0.3 oops 0 0 1\n")
     with pytest.raises(SemantoksError, match=r"NYU_0051010_rois_cc200.1D: could not read a numeric table"):
         import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr=2.0)
 
@@ -218,3 +230,101 @@ def test_subject_label_must_be_alphanumeric(tmp_path):
     np.save(tmp_path / "sub-01;rm.npy", np.ones((3, 2)))
     with pytest.raises(SemantoksError, match=r"not alphanumeric"):
         import_roi_timeseries(tmp_path, r"sub-(?P<subject>[^.]+)\.npy", "c", "a", tmp_path / "out", tr=2)
+
+
+def test_reimport_keeps_exactly_the_current_source_files(abide_folder, tmp_path):
+    folder, _ = abide_folder
+    out = tmp_path / "ts"
+    import_roi_timeseries(folder, PATTERN, "abide", "cc200", out, tr=2.0)
+    (folder / "NYU_0051002_rois_cc200.1D").unlink()
+    outputs = import_roi_timeseries(folder, PATTERN, "abide", "cc200", out, tr=2.0)
+    listed = read_import_index(out / "roi_import.tsv")
+    assert listed == [(p, q) for p, q in outputs] and len(listed) == 2
+    assert not (out / "sub-0051002").exists()
+    assert sorted(p.name for p in out.rglob("*_qc.json")) == sorted(q.name for _, q in outputs)
+
+
+CC200 = "abide_pcp_cc200"
+
+
+def test_labels_table_with_its_own_headers_names_the_parcels(shared_data):
+    roi = {"labels": str(shared_data / CC200 / "cc200_yeo7_mapping.tsv"),
+           "label_columns": {"name": "roi", "network": "yeo7_network"}}
+    table = roi_parcel_table(roi, "abide")
+    assert len(table) == 200 and table["name"].tolist()[:3] == ["1", "2", "3"]
+    assert table["network"].value_counts().to_dict()["Default"] == 48
+    assert set(table["hemisphere"]) == {"unknown"}
+    with pytest.raises(SemantoksError, match=r"cc200_yeo7_mapping.tsv: no name column .*label_columns.name"):
+        roi_parcel_table({"labels": roi["labels"]}, "abide")
+    with pytest.raises(SemantoksError, match=r"no network column; .* or set cohorts.abide.roi.dseg"):
+        roi_parcel_table({"labels": roi["labels"], "label_columns": {"name": "roi"}}, "abide")
+
+
+def documented_nifti_roi(repo_root, data):
+    """The "labels + NIfTI" roi: section of docs/cohorts.md, with its data path replaced by `data`."""
+    text = (repo_root / "docs" / "cohorts.md").read_text()
+    [block] = re.findall(r"```yaml\n# the roi: section of abide.yaml, labels \+ NIfTI variant\n(.*?)```", text, re.DOTALL)
+    return yaml.safe_load(block.replace("/data/abide_pcp_cc200", str(data)))["roi"]
+
+
+def test_labels_and_nifti_assign_networks_by_yeo_overlap(shared_data, templateflow_home, repo_root, tmp_path):
+    mapping = pd.read_csv(shared_data / CC200 / "cc200_yeo7_mapping.tsv", sep="\t")
+    data = tmp_path / CC200
+    data.mkdir()
+    for name in ("rois_cc200", "CC200.nii.gz"):
+        (data / name).symlink_to(shared_data / CC200 / name)
+    # the docs' table: a name per parcel and its label value in the NIfTI, no network column
+    (data / "cc200_labels.tsv").write_text("index\tname\n" + "".join(f"{i}\tCC{i:03d}\n" for i in mapping["roi"]))
+    roi = documented_nifti_roi(repo_root, data)
+    table = roi_parcel_table(roi, "abide", templateflow_home=templateflow_home)
+    assert set(table["hemisphere"]) == {"L", "R"}
+    # the shared table was derived from Schaefer-400 in another template: most cortical parcels must agree
+    cortical = (mapping["yeo7_network"] != "NonCortical").to_numpy() & (table["network"] != "Unassigned").to_numpy()
+    agree = (table["network"].to_numpy() == mapping["yeo7_network"].to_numpy())[cortical].mean()
+    assert cortical.sum() > 120 and agree > 0.6
+    outputs = import_roi_cohort("abide", roi, {}, tmp_path / "ts", templateflow_home=templateflow_home)
+    assert len(outputs) == 91
+    assert pq.read_schema(outputs[0][0]).names[:3] == ["frame", "CC001", "CC002"]
+    assert "atlas-CC200_desc-imported" in outputs[0][0].name
+
+
+def test_cohorts_with_different_parcellations_are_refused_naming_them(tmp_path):
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tnetwork\nA\tVis\n")
+    config = {"cohorts": {"abide": {"source": "roi", "roi": {"parcellation": "CC200", "labels": str(labels)}},
+                          "adhd": {"source": "roi", "roi": {"parcellation": "AAL", "labels": str(labels)}},
+                          "demo": {"source": "simulated"}}}
+    with pytest.raises(SemantoksError, match=r"different parcellations \(AAL: adhd; CC200: abide\)"):
+        parcellation_id(config)
+    del config["cohorts"]["adhd"]
+    assert parcellation_id(config) == "CC200"
+    with pytest.raises(SemantoksError, match=r"ROI cohort\(s\) abide use parcellation CC200 but cohort\(s\) demo"):
+        check_mixed_sources(config, "CC200", "Schaefer100x7")
+    check_mixed_sources(config, "Schaefer100x7", "Schaefer100x7")
+    with pytest.raises(SemantoksError, match=r"cohorts.abide.roi.parcellation: not set"):
+        parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": {}}}})
+    with pytest.raises(SemantoksError, match=r"FILL_IN: labels table not found; fix cohorts.abide.roi.labels"):
+        parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": {"parcellation": "CC200", "labels": "FILL_IN"}}}})
+
+
+def test_a_file_of_another_parcellation_names_the_labels_table_not_orientation(abide_folder, tmp_path):
+    # the dead end: with a mismatching table the advice was "remove the file or set roi.orientation"
+    folder, _ = abide_folder
+    labels = pd.DataFrame({"name": [f"P{i}" for i in range(7)], "network": "Vis"})
+    with pytest.raises(SemantoksError) as raised:
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "out", tr=2.0, labels=labels)
+    assert "no axis of 7 parcels, the labels table's row count" in str(raised.value)
+    assert "orientation" not in str(raised.value)
+    with pytest.raises(SemantoksError, match=r"cohorts.abide.roi.labels: not set"):
+        import_roi_cohort("abide", {"files": str(folder), "pattern": PATTERN, "parcellation": "CC200", "tr": 2.0},
+                          {}, tmp_path / "out")
+
+
+def test_parcels_by_position_from_the_column_field(tmp_path):
+    np.save(tmp_path / "sub01.npy", np.arange(12, dtype=float).reshape(4, 3) + 1)
+    labels = pd.DataFrame({"name": ["C", "A"], "network": "Vis", "column": [3, 1]})
+    [(parquet, _)] = import_roi_timeseries(tmp_path, r"sub(?P<subject>\d+)\.npy", "c", "P2", tmp_path / "out",
+                                           tr=2, labels=labels)
+    table = pq.read_table(parquet)
+    assert table.schema.names == ["frame", "C", "A"]
+    assert table["C"].to_pylist() == [3, 6, 9, 12] and table["A"].to_pylist() == [1, 4, 7, 10]

@@ -13,15 +13,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from nilearn import signal
 
 from semantoks.atlas import check_space, read_label_image, resample_to_grid
-from semantoks.atomic import atomic_path, write_json, write_table_tsv
-from semantoks.bids_names import parse_entities, scan_id, xcpd_paths
+from semantoks.atomic import write_table_tsv
+from semantoks.bids_names import parse_entities, xcpd_paths
 from semantoks.confounds import load_confounds, select_confounds
 from semantoks.errors import SemantoksError, SkipRun
+from semantoks.run_record import run_record, write_run_outputs
 
 _READ_CHUNK = 1 << 20
 _MAX_PIECE = 1 << 22
@@ -59,15 +58,11 @@ def parcellate_run(bold_path, mask_path, confounds_path, atlas_img, labels, stra
     # XCP-D's min_coverage: a parcel mostly outside the brain mask is not measured, only reported
     means[:, uncovered] = np.nan
 
-    record = {
-        "cohort": cohort, "subject": entities["sub"], "session": entities["ses"], "task": entities["task"],
-        "run": entities["run"], "scan_id": scan_id(entities), "space": atlas_space, "atlas": atlas_id,
-        "strategy": strategy["name"], "tr": tr, "n_volumes": int(n_volumes), "n_dummy": motion["n_dummy"],
-        "n_frames": 0, "mean_fd": motion["mean_fd"], "max_fd": motion["max_fd"],
-        "pct_censored": motion["pct_censored"], "included": False, "reason": None,
-        "parcel_coverage": [round(float(c), 6) for c in coverage], "source_bold": str(bold_path),
-        "min_coverage": float(min_coverage), "n_uncovered_parcels": int(uncovered.sum()),
-    }
+    record = run_record(
+        cohort, entities, space=atlas_space, atlas=atlas_id, strategy=strategy["name"], n_parcels=len(names), tr=tr,
+        n_volumes=n_volumes, n_dummy=motion["n_dummy"], mean_fd=motion["mean_fd"], max_fd=motion["max_fd"],
+        pct_censored=motion["pct_censored"], parcel_coverage=coverage, source=bold_path,
+        min_coverage=min_coverage, n_uncovered_parcels=uncovered.sum())
     try:
         _check_coverage(uncovered, min_coverage, max_uncovered_fraction)
         cleaned = _denoised(means, regressors, sample_mask, strategy, tr, motion)
@@ -341,28 +336,15 @@ def _denoised(means, regressors, sample_mask, strategy, tr, motion):
 
 
 def _write_outputs(out_parquet, out_qc, frames, cleaned, names, record, strategy):
-    arrays = [pa.array(frames, type=pa.int32())] + [pa.array(cleaned[:, i], type=pa.float32()) for i in range(len(names))]
-    metadata = {**record, "atlas_id": record["atlas"], "strategy_params": strategy, "parcel_names": names}
-    schema = pa.schema([pa.field("frame", pa.int32())] + [pa.field(name, pa.float32()) for name in names],
-                       metadata={"semantoks": json.dumps(metadata)})
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    with atomic_path(out_parquet) as tmp:
-        pq.write_table(table, tmp)
-    write_json(out_qc, record)
+    write_run_outputs(out_parquet, out_qc, frames, cleaned, names, record, {"strategy_params": strategy})
 
 
 def write_unusable_run(out_parquet, out_qc, labels, strategy, atlas_id, atlas_space, cohort, entities, reason,
                        source_bold="", tsv_outputs=False):
     """A run the workflow found unusable before reading it (e.g. no confounds): zero rows, every column, the reason."""
     names = _parcel_names(labels)
-    record = {
-        "cohort": cohort, "subject": entities["sub"], "session": entities.get("ses"), "task": entities.get("task"),
-        "run": entities.get("run"), "scan_id": scan_id(entities), "space": atlas_space, "atlas": atlas_id,
-        "strategy": strategy["name"], "tr": float("nan"), "n_volumes": 0, "n_dummy": 0, "n_frames": 0,
-        "mean_fd": float("nan"), "max_fd": float("nan"), "pct_censored": float("nan"), "included": False,
-        "reason": reason, "parcel_coverage": [0.0] * len(names), "source_bold": str(source_bold),
-        "min_coverage": None, "n_uncovered_parcels": None,
-    }
+    record = run_record(cohort, entities, space=atlas_space, atlas=atlas_id, strategy=strategy["name"],
+                        n_parcels=len(names), reason=reason, source=source_bold)
     empty = np.empty((0, len(names)), np.float32)
     _write_outputs(out_parquet, out_qc, np.empty(0, np.int32), empty, names, record, strategy)
     if tsv_outputs:

@@ -10,21 +10,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from semantoks.atomic import atomic_path
+from semantoks.cohorts.missing_values import missing_values
+from semantoks.cohorts.phenotype_types import match_subjects
 from semantoks.dataset.layout import PART_NAME, check_partition_value, cohort_of, part_files, partition_dir
 from semantoks.errors import SemantoksError
 
 PHENOTYPE_TYPES = ("binary", "categorical", "continuous")
 TYPES_KEY = b"semantoks.phenotype_types"
-# compared lower-case; "None" is left alone because it is a real category in many tables (no diagnosis)
-MISSING_VALUES = {"", "n/a", "na", "nan"}
+# a continuous value this many robust SDs (MAD x 1.4826) from the median is logged as a likely entry error
+OUTLIER_ROBUST_SDS = 6
+_BLANK = {"", "n/a", "na", "nan"}
 
 log = logging.getLogger(__name__)
 
 
-def read_phenotypes(path, participant_column, columns, subjects=None, cohort=None):
+def read_phenotypes(path, participant_column, columns, subjects=None, cohort=None, missing=None):
     """The declared columns of a participants file, typed; returns (frame, report).
 
-    One row per subject (label without `sub-`). Continuous columns are float64 with NaN for
+    One row per subject (label without `sub-`); rows are matched to the imaging `subjects` with the
+    project's one rule (`subject_key`: '50001' matches 'sub-0050001') and then carry the imaging label.
+    Cells in the `missing` vocabulary (default: cohorts.missing_values) are missing. Continuous columns are float64 with NaN for
     missing; binary and categorical columns are pandas categoricals of strings, missing as NaN.
     The report counts missing values and lists the subjects found only in the file or only in
     the imaging data (`subjects`); those are logged, not fatal. `path=None` (a cohort without a
@@ -38,17 +43,23 @@ def read_phenotypes(path, participant_column, columns, subjects=None, cohort=Non
         path = Path(path)
         raw = _read_text_table(path)
         _check_columns(path, raw, participant_column, columns)
-        frame = pd.DataFrame({"subject": _subject_labels(path, raw[participant_column])})
+        labels = _subject_labels(path, raw[participant_column])
+        if subjects is not None:
+            matched = match_subjects(subjects, labels, path, cohort)
+            labels = np.array([matched.get(label, label) for label in labels], dtype=object)
+        frame = pd.DataFrame({"subject": labels})
+        vocabulary = missing_values(missing)
         missing = {}
         for name, kind in columns.items():
             values = raw[name].str.strip()
-            is_missing = values.str.lower().isin(MISSING_VALUES)
+            is_missing = vocabulary.is_missing(values)
             missing[name] = int(is_missing.sum())
             if kind == "continuous":
                 frame[name] = _continuous(path, name, values, is_missing)
             else:
                 frame[name] = _categories(path, name, kind, values.mask(is_missing))
     report = _coverage_report(path, cohort, frame, missing, subjects)
+    report["outliers"] = _outliers(path, frame, columns)
     frame.attrs["phenotype_types"] = dict(columns)
     frame.attrs["phenotype_report"] = report
     return frame, report
@@ -74,9 +85,10 @@ def phenotype_table_path(out_root, cohort):
     return partition_dir(out_root, "phenotypes", cohort=check_partition_value("cohort", cohort)) / PART_NAME
 
 
-def build_phenotype_table(path, participant_column, columns, subjects, cohort, out_root):
+def build_phenotype_table(path, participant_column, columns, subjects, cohort, out_root, missing=None):
     """Read, check and write one cohort's phenotypes into the dataset; returns (written path, report)."""
-    frame, report = read_phenotypes(path, participant_column, columns, subjects=subjects, cohort=cohort)
+    frame, report = read_phenotypes(path, participant_column, columns, subjects=subjects, cohort=cohort,
+                                    missing=missing)
     return write_phenotypes(frame, phenotype_table_path(out_root, cohort)), report
 
 
@@ -165,7 +177,7 @@ def _row(position):
 
 def _subject_labels(path, values):
     labels = values.str.strip().str.removeprefix("sub-")
-    empty = np.flatnonzero(labels.str.lower().isin(MISSING_VALUES))
+    empty = np.flatnonzero(labels.str.lower().isin(_BLANK))
     if len(empty):
         raise SemantoksError(f"{path}: row {_row(empty[0])} has no participant label; fill it in or delete the row.")
     duplicated = labels[labels.duplicated(keep=False)]
@@ -195,6 +207,31 @@ def _categories(path, name, kind, values):
             "declare it categorical or recode it to two values."
         )
     return pd.Categorical(values, categories=levels)
+
+
+def _outliers(path, frame, columns):
+    """{column: [subjects]} of continuous values > OUTLIER_ROBUST_SDS robust SDs from the median; logged."""
+    found = {}
+    for name, kind in columns.items():
+        if kind != "continuous":
+            continue
+        values = frame[name].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        if len(finite) < 5:
+            continue
+        median = np.median(finite)
+        spread = 1.4826 * np.median(np.abs(finite - median))
+        if spread == 0:
+            continue
+        far = np.abs(values - median) > OUTLIER_ROBUST_SDS * spread
+        if far.any():
+            subjects = frame["subject"][far].astype(str).tolist()
+            found[name] = subjects
+            log.warning("%s: column %r has %d value(s) more than %d robust SDs from the median (%g): %s; "
+                        "check them or add the code to phenotypes.missing_values", path, name, len(subjects),
+                        OUTLIER_ROBUST_SDS, median,
+                        ", ".join(f"{s}={v:g}" for s, v in zip(subjects, values[far])))
+    return found
 
 
 def _coverage_report(path, cohort, frame, missing, subjects):

@@ -9,6 +9,8 @@ _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
 from semantoks.bids_names import xcpd_paths
+from semantoks.cohorts.roi_import import find_roi_scans
+from semantoks.cohorts.roi_parcellation import check_mixed_sources, parcellation_id
 from semantoks.config import config_hash, source_hash, workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.labels import phenotype_job_names
@@ -23,8 +25,12 @@ config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
 ATLAS = atlas_spec_from_config(config)
-ATLAS_ID = ATLAS.atlas_id
-SPACE = config["atlas"]["space"]
+# ROI cohorts bring their own parcellation: its name is the atlas id of every output, partition and model
+ROI_ATLAS_ID = parcellation_id(config)
+check_mixed_sources(config, ROI_ATLAS_ID, ATLAS.atlas_id)
+ATLAS_ID = ROI_ATLAS_ID or ATLAS.atlas_id
+ROI_ONLY = all(cohort["source"] == "roi" for cohort in config["cohorts"].values())
+SPACE = (next(iter(config["cohorts"].values()))["roi"].get("space") or "unknown") if ROI_ONLY else config["atlas"]["space"]
 STRATEGY = config["denoise"]["strategy"]
 DESC = bids_string(STRATEGY)
 COHORTS = list(config["cohorts"])
@@ -62,6 +68,7 @@ TIMESERIES = f"{R}/timeseries/{{cohort}}/{{scan_dir}}/{{scan_id}}_space-{SPACE}_
 RUN_QC = TIMESERIES.replace("_timeseries.parquet", "_qc.json")
 # XCP-D-named TSVs beside each run's Parquet (outputs.tsv)
 RUN_TSVS = xcpd_paths(TIMESERIES) if config["outputs"]["tsv"] else {}
+ROI_IMPORT_INDEX = f"{R}/timeseries/{{cohort}}/roi_import.tsv"
 PARTITION = f"{R}/dataset/timeseries/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 MANIFEST = f"{R}/dataset/manifest/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 PHENOTYPE_TABLE = f"{R}/dataset/phenotypes/cohort={{cohort}}/part-0.parquet"
@@ -100,9 +107,31 @@ def run_outputs(cohort, pattern):
     ]
 
 
+def roi_settings(cohort):
+    return config["cohorts"][cohort]["roi"]
+
+
+def roi_parcellation_inputs(wildcards):
+    roi = roi_settings(ROI_COHORTS[0])
+    return {"labels": roi["labels"], **({"dseg": roi["dseg"]} if roi.get("dseg") else {})}
+
+
+def roi_import_inputs(wildcards):
+    """The cohort's source files (so adding, editing or deleting one reruns the import) and its tables."""
+    roi = roi_settings(wildcards.cohort)
+    inputs = {"sources": [str(scan.source) for scan in find_roi_scans(roi["files"], roi["pattern"])],
+              "labels": roi["labels"]}
+    if roi.get("dseg"):
+        inputs["dseg"] = roi["dseg"]
+    table = config["cohorts"][wildcards.cohort]["phenotypes"]["table"]
+    if table:
+        inputs["phenotypes"] = table
+    return inputs
+
+
 def partition_inputs(wildcards):
     if wildcards.cohort in ROI_COHORTS:
-        return {"roi": f"{R}/timeseries/{wildcards.cohort}/roi_import.done", "labels": ATLAS_LABELS}
+        return {"roi": ROI_IMPORT_INDEX.format(cohort=wildcards.cohort), "labels": ATLAS_LABELS}
     return {
         "timeseries": run_outputs(wildcards.cohort, TIMESERIES),
         "qc": run_outputs(wildcards.cohort, RUN_QC),

@@ -10,7 +10,6 @@ rule dataset_partition:
         space=SPACE,
         strategy=config["denoise"],
         config_hash=CONFIG_HASH,
-        roi_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
         code=CODE_VERSION,
     log:
         f"{R}/logs/dataset/{{cohort}}.log",

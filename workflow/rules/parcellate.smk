@@ -29,14 +29,14 @@ rule parcellate_run:
 rule import_roi_timeseries:
     """A cohort that arrives already parcellated: its ROI time series files, in the per-run format."""
     input:
-        labels=ATLAS_LABELS,
+        unpack(roi_import_inputs),
     output:
-        touch(f"{R}/timeseries/{{cohort}}/roi_import.done"),
+        ROI_IMPORT_INDEX,
     params:
-        roi=lambda wildcards: config["cohorts"][wildcards.cohort]["roi"],
+        roi=lambda wildcards: roi_settings(wildcards.cohort),
         phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
         out_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
-        atlas_id=ATLAS_ID,
+        templateflow_home=config["atlas"]["templateflow_home"],
         code=CODE_VERSION,
     log:
         f"{R}/logs/import_roi/{{cohort}}.log",

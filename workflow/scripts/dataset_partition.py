@@ -2,14 +2,16 @@ from pathlib import Path
 
 from semantoks import __version__
 from semantoks.atlas import read_labels_tsv
+from semantoks.cohorts.roi_import import read_import_index
 from semantoks.confounds import resolve_strategy
 from semantoks.dataset import build_partition
 from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake) as log:
-    if "roi" in snakemake.input.keys():
-        qc_files = sorted(Path(snakemake.params.roi_dir).rglob("*_qc.json"))
-        runs = [(str(q).replace("_qc.json", "_timeseries.parquet"), str(q)) for q in qc_files]
+    imported = "roi" in snakemake.input.keys()
+    if imported:
+        # exactly the scans of the current source files, as listed by the import
+        runs = read_import_index(snakemake.input.roi)
     else:
         runs = list(zip(snakemake.input.timeseries, snakemake.input.qc))
     out_root = Path(snakemake.output.timeseries).parents[3]
@@ -23,5 +25,6 @@ with rule_script(snakemake) as log:
         strategy=resolve_strategy(snakemake.params.strategy["strategy"], snakemake.params.strategy["overrides"]),
         pipeline_version=__version__,
         config_hash=snakemake.params.config_hash,
+        written_by="import_roi_timeseries" if imported else "parcellate_run",
     )
     log.info("%s", summary)

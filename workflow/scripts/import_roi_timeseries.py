@@ -1,4 +1,3 @@
-from semantoks.atlas import read_labels_tsv
 from semantoks.cohorts.roi_import import import_roi_cohort
 from semantoks.rule_runner import rule_script
 
@@ -7,8 +6,7 @@ with rule_script(snakemake) as log:
         snakemake.wildcards.cohort,
         snakemake.params.roi,
         snakemake.params.phenotypes,
-        snakemake.params.atlas_id,
         snakemake.params.out_dir,
-        labels=read_labels_tsv(snakemake.input.labels),
+        templateflow_home=snakemake.params.templateflow_home,
     )
     log.info("%d scans imported", len(outputs))

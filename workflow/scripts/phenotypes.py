@@ -12,6 +12,7 @@ with rule_script(snakemake) as log:
         columns=settings["columns"],
         subjects=subjects,
         cohort=snakemake.wildcards.cohort,
+        missing=settings.get("missing_values"),
     )
     write_phenotypes(phenotypes, snakemake.output[0], settings["columns"])
     log.info("%s", report)

@@ -49,8 +49,8 @@ def read_labels_tsv(path):
         raise SemantoksError(f"{path}: the index column must hold whole numbers; rebuild the atlas step.") from None
     for column in ("name", "network", "hemisphere"):
         table[column] = table[column].astype(str)
-    if not set(table["hemisphere"]) <= {"L", "R"}:
-        raise SemantoksError(f"{path}: hemisphere must be L or R on every line; rebuild the atlas step.")
+    if not set(table["hemisphere"]) <= {"L", "R", "unknown"}:
+        raise SemantoksError(f"{path}: hemisphere must be L, R or unknown on every line; rebuild the atlas step.")
     return table
 
 

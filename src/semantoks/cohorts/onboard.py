@@ -17,14 +17,24 @@ from semantoks.cohorts.phenotype_types import guess_columns, read_participants, 
 from semantoks.errors import SemantoksError
 
 SHOWN = 10
+# a value the user must replace; the config schema refuses it, so it cannot run by accident
+FILL_IN = "FILL_IN"
 
 
 def onboard(name, phenotypes=None, derivatives=None, bids=None, participant_column="participant_id", task=None,
-            space=DEFAULT_SPACE, out=None, cache_dir=None):
+            space=DEFAULT_SPACE, out=None, cache_dir=None, roi=None, pattern=None, site_column=None, tr_column=None,
+            parcellation=None, labels=None):
     """(cohort entry dict, report text); with `out`, the entry is also written there as YAML for config.yaml."""
     check_label(name, "cohort", "--name")
+    if roi:
+        from semantoks.cohorts.onboard_roi import onboard_roi
+
+        entry, guesses, report = onboard_roi(name, roi, pattern, phenotypes, participant_column, site_column,
+                                             tr_column, parcellation, labels)
+        return _finish(name, entry, guesses, report, out)
     if not derivatives and not bids:
-        raise SemantoksError("onboard: neither --derivatives nor --bids given; pass the cohort's fMRIPrep or BIDS root.")
+        raise SemantoksError("onboard: none of --derivatives, --bids or --roi given; pass the cohort's fMRIPrep, "
+                             "BIDS or ROI time-series folder.")
     space_name, res = parse_space(space)
     report = [f"Cohort {name}: onboarding report", ""]
     has_derivatives = derivatives and any(p.is_dir() for p in Path(derivatives).glob("sub-*"))
@@ -36,7 +46,7 @@ def onboard(name, phenotypes=None, derivatives=None, bids=None, participant_colu
     if phenotypes:
         table = read_participants(phenotypes, participant_column)
         guesses = guess_columns(table, participant_column)
-        _phenotype_section(table, participant_column, subjects, guesses, phenotypes, report)
+        phenotype_section(table, participant_column, subjects, guesses, phenotypes, report)
     else:
         report += ["", "Phenotypes: no table given (--phenotypes); the cohort can be pretrained on but not probed."]
     entry = {"source": "fmriprep" if has_derivatives else "bids"}
@@ -51,6 +61,10 @@ def onboard(name, phenotypes=None, derivatives=None, bids=None, participant_colu
             "participant_column": participant_column,
             "columns": {g.name: g.type for g in guesses if g.kept},
         }
+    return _finish(name, entry, guesses, report, out)
+
+
+def _finish(name, entry, guesses, report, out):
     if out:
         write_text(out, cohort_yaml(name, entry, guesses))
         report += ["", f"Wrote the cohort entry to {out}: check the column types, then copy it under cohorts: in config.yaml."]
@@ -68,6 +82,8 @@ def cohort_yaml(name, entry, guesses):
     for key in ("source", "derivatives", "bids", "task"):
         if key in entry:
             lines.append(f"    {key}: {_value(entry[key])}")
+    if "roi" in entry:
+        lines += _roi_lines(entry["roi"])
     if "phenotypes" not in entry:
         return "\n".join(lines) + "\n"
     pheno = entry["phenotypes"]
@@ -83,6 +99,26 @@ def cohort_yaml(name, entry, guesses):
     return "\n".join(lines) + "\n"
 
 
+def _roi_lines(roi):
+    """The roi: block; values the user must fill (FILL_IN) carry a comment saying what to put there."""
+    notes = {"parcellation": "FILL_IN: the atlas the series were extracted with, letters and digits (e.g. CC200)",
+             "labels": "FILL_IN: labels table, one row per file column (name, network)"}
+    lines = ["    roi:"]
+    for key, value in roi.items():
+        if key == "tr_by_site":
+            lines.append("      tr_by_site:")
+            for site, tr in value.items():
+                comment = "  # FILL_IN: this site's TR in seconds" if tr == FILL_IN else ""
+                lines.append(f"        {_key(site)}: {tr if tr == FILL_IN else f'{tr:g}'}{comment}")
+        elif key == "tr" and value == FILL_IN:
+            lines.append(f"      tr: {FILL_IN}  # FILL_IN: the repetition time in seconds")
+        elif value == FILL_IN:
+            lines.append(f"      {key}: {FILL_IN}  # {notes[key]}")
+        else:
+            lines.append(f"      {key}: {_value(value)}")
+    return lines
+
+
 def main(args=None):
     """Entry point of `semantoks onboard`; `args` is the parsed namespace or an argv list."""
     if args is None or isinstance(args, (list, tuple)):
@@ -92,7 +128,9 @@ def main(args=None):
     cache_dir = False if option("no_cache") else option("cache_dir")
     _, report = onboard(args.name, option("phenotypes"), derivatives=option("derivatives"), bids=option("bids"),
                         participant_column=option("participant_column", "participant_id"), task=option("task"),
-                        space=option("space", DEFAULT_SPACE), out=option("out", "cohort.yaml"), cache_dir=cache_dir)
+                        space=option("space", DEFAULT_SPACE), out=option("out", "cohort.yaml"), cache_dir=cache_dir,
+                        roi=option("roi"), pattern=option("pattern"), site_column=option("site_column"),
+                        tr_column=option("tr_column"), parcellation=option("parcellation"), labels=option("labels"))
     if option("report"):
         write_text(args.report, report)
     print(report, end="")
@@ -112,7 +150,7 @@ def _derivative_runs(derivatives, bids, task, space, cache_dir, report):
     spaces = Counter(s for r in records for s in r.spaces_found)
     report.append("Spaces present (runs): " + (", ".join(f"{s} {n}" for s, n in spaces.most_common()) or "none"))
     report.append(f"Usable in {space}: {len(usable)} of {len(records)} runs")
-    _listing(report, "Runs that will be skipped", [f"{r.scan_id}: {r.problem}" for r in records if r.problem])
+    listing(report, "Runs that will be skipped", [f"{r.scan_id}: {r.problem}" for r in records if r.problem])
     no_tr = []
     trs = Counter()
     for record in usable:
@@ -157,18 +195,20 @@ def _run_summary(runs, subjects, report):
 
 def _tr_summary(trs, no_tr, report):
     report.append("Repetition times (s): " + (", ".join(f"{tr:g} ({n} runs)" for tr, n in sorted(trs.items())) or "none"))
-    _listing(report, "Runs without RepetitionTime (their parcellation stops with an error until it is added)", no_tr)
+    listing(report, "Runs without RepetitionTime (their parcellation stops with an error until it is added)", no_tr)
 
 
-def _phenotype_section(table, participant_column, subjects, guesses, path, report):
+def phenotype_section(table, participant_column, subjects, guesses, path, report):
     rows = {subject_key(label): label for label in table[participant_column].dropna()}
     scanned = {subject_key(s): s for s in subjects}
     report += ["", f"Phenotypes: {Path(path).resolve()} ({len(table)} rows, column {participant_column})"]
     duplicated = table[participant_column][table[participant_column].duplicated()].dropna().unique()
-    _listing(report, "Participants listed more than once", [str(d) for d in duplicated])
+    listing(report, "Participants listed more than once", [str(d) for d in duplicated])
     without_row = [f"sub-{s}" for k, s in sorted(scanned.items()) if k not in rows]
-    _listing(report, "Subjects with scans but no phenotype row", without_row)
-    _listing(report, "Phenotype rows without scans", [f"sub-{s}" for k, s in sorted(rows.items()) if k not in scanned])
+    report.append(f"Matched: {len(scanned) - len(without_row)} of {len(scanned)} imaging subjects have a phenotype row "
+                  "(sub- prefix, case and leading zeros ignored)")
+    listing(report, "Subjects with scans but no phenotype row", without_row)
+    listing(report, "Phenotype rows without scans", [f"sub-{s}" for k, s in sorted(rows.items()) if k not in scanned])
     report.append("Columns (type guessed; confirm in the YAML):")
     width = max((len(str(g.name)) for g in guesses), default=0)
     for guess in guesses:
@@ -177,7 +217,7 @@ def _phenotype_section(table, participant_column, subjects, guesses, path, repor
         report.append(f"  {str(guess.name):<{width}}  {kind:<11} {guess.summary}{note}")
 
 
-def _listing(report, title, items):
+def listing(report, title, items):
     if not items:
         return
     report.append(f"{title}: {len(items)}")
@@ -203,9 +243,17 @@ def _bids_tr(bids, record):
 
 def _key(name):
     text = str(name)
-    return text if yaml.safe_load(f"{text}: 1") == {text: 1} and "#" not in text else json.dumps(text)
+    return text if _reads_back(f"{text}: 1", {text: 1}) and "#" not in text else json.dumps(text)
 
 
 def _value(value):
     text = str(value)
-    return text if yaml.safe_load(f"k: {text}") == {"k": text} and "#" not in text else json.dumps(text)
+    return text if _reads_back(f"k: {text}", {"k": text}) and "#" not in text else json.dumps(text)
+
+
+def _reads_back(line, expected):
+    """Whether YAML reads `line` back as `expected` (a column such as 'Unnamed: 0.1' needs quotes)."""
+    try:
+        return yaml.safe_load(line) == expected
+    except yaml.YAMLError:
+        return False

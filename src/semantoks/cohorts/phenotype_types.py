@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from semantoks.cohorts.missing_values import missing_values
 from semantoks.errors import SemantoksError
 
-# ABIDE and other INDI tables write -9999 for a missing value
-MISSING_VALUES = ["n/a", "N/A", "NA", "na", "NaN", "nan", "", "-9999", "-9999.0", "-999"]
 MAX_CATEGORIES = 12
 # integer-coded columns with this many values or fewer, each used a few times, are read as categories (handedness 1/2/3)
 MAX_NUMERIC_CODES = 6
@@ -29,15 +28,16 @@ class ColumnGuess:
     summary: str
 
 
-def read_participants(path, participant_column="participant_id"):
-    """The table with its participant column as labels without 'sub-' (string)."""
+def read_participants(path, participant_column="participant_id", missing=None):
+    """The table with its participant column as labels without 'sub-' (string); `missing` codes (a list, default
+    the shared vocabulary) are read as NaN."""
     path = Path(path)
     if not path.is_file():
         raise SemantoksError(f"{path}: phenotype table not found; fix the phenotypes path.")
     separator = "\t" if path.suffix.lower() in (".tsv", ".txt") else "," if path.suffix.lower() == ".csv" else None
     try:
         table = pd.read_csv(path, sep=separator, engine="python", dtype={participant_column: str},
-                            na_values=MISSING_VALUES, keep_default_na=True)
+                            na_values=missing_values(missing).pandas_na_values(), keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as error:
         raise SemantoksError(
             f"{path}: not a readable TSV/CSV table ({error}); save it as tab- or comma-separated text.") from None
@@ -51,9 +51,39 @@ def read_participants(path, participant_column="participant_id"):
 
 
 def subject_key(label):
-    """Match '0051036' with '51036': numeric labels compare without leading zeros."""
-    label = str(label).removeprefix("sub-")
-    return (label.lstrip("0") or "0") if label.isdigit() else label
+    """The one subject-matching rule of the project: 'sub-0051036', '0051036' and '51036' are one subject.
+
+    Blanks and a 'sub-' prefix are dropped, all-digit labels lose their leading zeros, and case is ignored.
+    """
+    label = str(label).strip()
+    if label[:4].lower() == "sub-":
+        label = label[4:]
+    return (label.lstrip("0") or "0") if label.isdigit() else label.lower()
+
+
+def match_subjects(imaging, listed, where, cohort=None):
+    """{phenotype label: imaging label} by subject_key; an error when fewer than half the imaging subjects match.
+
+    `imaging` and `listed` are labels (with or without 'sub-'); `where` names the phenotype table in messages.
+    """
+    imaging = {subject_key(s): str(s).strip().removeprefix("sub-") for s in imaging}
+    matched, seen = {}, {}
+    for label in listed:
+        key = subject_key(label)
+        if key in seen:
+            raise SemantoksError(f"{where}: participants {seen[key]!r} and {label!r} are the same subject; keep one row.")
+        seen[key] = label
+        if key in imaging:
+            matched[label] = imaging[key]
+    if imaging and len(matched) < len(imaging) / 2:
+        only_imaging = sorted(v for k, v in imaging.items() if k not in seen)[:3]
+        only_table = sorted(str(v) for k, v in seen.items() if k not in imaging)[:3]
+        name = f"cohort {cohort}: " if cohort else ""
+        raise SemantoksError(
+            f"{name}{where}: only {len(matched)} of {len(imaging)} imaging subjects have a phenotype row "
+            f"(imaging e.g. {', '.join(only_imaging) or '-'}; table e.g. {', '.join(only_table) or '-'}); "
+            "set phenotypes.participant_column to the column holding these subjects' labels.")
+    return matched
 
 
 def guess_column(series, name):
@@ -73,6 +103,10 @@ def guess_column(series, name):
         return ColumnGuess(name, "binary", True, "two values", summary)
     if numeric:
         integer_coded = bool((values == values.round()).all())
+        if integer_coded and n_distinct == len(values) >= MIN_ROWS_FOR_ID and (
+                str(name).startswith("Unnamed") or values.is_monotonic_increasing):
+            return ColumnGuess(name, None, False, "looks like a row number (increasing, a different value in every row)",
+                               summary)
         if integer_coded and n_distinct <= MAX_NUMERIC_CODES and len(values) >= 3 * n_distinct:
             return ColumnGuess(name, "categorical", True, f"{n_distinct} integer codes; check they are categories", summary)
         if _ID_NAME.search(str(name)):

@@ -23,7 +23,10 @@ from semantoks.errors import SemantoksError
 
 # streaming speed is flat from 2 to 64 MB row groups, random access slows with size (benchmarks/RESULTS.md)
 DEFAULT_ROW_GROUP_BYTES = 4 * 2**20
-_RERUN = "delete it and rerun the parcellation"
+# the fix that works per source: Snakemake regenerates a deleted per-run output, but an imported cohort's files
+# are listed by its import job, which reruns only when forced (or when its sources change)
+RERUN = {"parcellate_run": "delete it and rerun snakemake",
+         "import_roi_timeseries": "rerun the import with `snakemake --forcerun import_roi_timeseries`"}
 _ENTITY_PREFIXES = {"subject": "sub-", "session": "ses-", "task": "task-", "run": "run-"}
 
 
@@ -46,21 +49,26 @@ def build_partition(
     pipeline_version,
     config_hash,
     row_group_bytes=DEFAULT_ROW_GROUP_BYTES,
+    written_by="parcellate_run",
 ):
     """Write timeseries + manifest partitions of one (atlas, cohort) from (parquet, qc.json) pairs.
 
     Every input is validated before anything is written; then runs are read one at a time and
     written in row groups of about `row_group_bytes`, so memory stays near a few row groups.
+    `written_by` names the rule that wrote the runs (error messages say how to redo them); the partition's
+    `strategy` metadata comes from the runs' own records (`imported` for ROI series), not from the config.
     Returns a summary dict (paths, n_scans, n_included).
     """
+    rerun = RERUN[written_by]
     check_partition_value("atlas", atlas_id)
     check_partition_value("cohort", cohort)
     label_records = _label_records(labels)
     parcel_names = [row["name"] for row in label_records]
-    runs = [_inspect_run(Path(p), Path(q), parcel_names, atlas_id, cohort) for p, q in run_outputs]
+    runs = [_inspect_run(Path(p), Path(q), parcel_names, atlas_id, cohort, rerun) for p, q in run_outputs]
     runs.sort(key=lambda run: run.qc["scan_id"])
     _reject_duplicates(runs)
     included = [run for run in runs if run.qc["included"]]
+    strategy = _runs_strategy(runs, strategy)
 
     metadata = {
         "atlas_id": atlas_id,
@@ -80,7 +88,7 @@ def build_partition(
     manifest = _manifest_table(runs).replace_schema_metadata(encoded)
     schema = TIMESERIES_SCHEMA.with_metadata(encoded)
     with atomic_path(timeseries_path) as timeseries_tmp, atomic_path(manifest_dir / PART_NAME) as manifest_tmp:
-        _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes)
+        _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes, rerun)
         pq.write_table(manifest, manifest_tmp)
     frame = manifest.to_pandas()
     frame.insert(0, "cohort", cohort)
@@ -115,6 +123,18 @@ def write_dataset_description(out_root, version, code_url=None, source_datasets=
     return target
 
 
+def _runs_strategy(runs, configured):
+    """Provenance from the runs' own QC records: the configured preset's parameters when the runs were denoised
+    with it, else the runs' strategy name (`imported` for ROI time series)."""
+    names = sorted({str(run.qc.get("strategy")) for run in runs if run.qc.get("strategy")})
+    if len(names) > 1:
+        raise SemantoksError(f"{runs[0].qc_path.parent}: runs of one cohort were prepared with different strategies "
+                             f"({', '.join(names)}); rerun them with one denoising strategy.")
+    if not names or (isinstance(configured, dict) and configured.get("name") == names[0]):
+        return configured
+    return {"name": names[0]}
+
+
 def _label_records(labels):
     missing = {"index", "name", "network", "hemisphere"} - set(labels.columns)
     if missing:
@@ -126,33 +146,31 @@ def _label_records(labels):
     ]
 
 
-def _inspect_run(parquet_path, qc_path, parcel_names, atlas_id, cohort):
+def _inspect_run(parquet_path, qc_path, parcel_names, atlas_id, cohort, rerun):
     """Read only the QC record and the Parquet footer, and check they fit this partition."""
     try:
         qc = json.loads(qc_path.read_text())
     except FileNotFoundError:
-        raise SemantoksError(f"{qc_path}: QC record is missing; rerun the parcellation of this run.") from None
+        raise SemantoksError(f"{qc_path}: QC record is missing; {rerun}.") from None
     except json.JSONDecodeError:
-        raise SemantoksError(f"{qc_path}: QC record is not valid JSON; {_RERUN}.") from None
+        raise SemantoksError(f"{qc_path}: QC record is not valid JSON; {rerun}.") from None
     try:
         footer = pq.read_metadata(parquet_path)
     except FileNotFoundError:
-        raise SemantoksError(
-            f"{parquet_path}: time series file is missing; rerun the parcellation of this run."
-        ) from None
+        raise SemantoksError(f"{parquet_path}: time series file is missing; {rerun}.") from None
     except pa.ArrowException:
-        raise SemantoksError(f"{parquet_path}: not a readable Parquet file; {_RERUN}.") from None
+        raise SemantoksError(f"{parquet_path}: not a readable Parquet file; {rerun}.") from None
     schema = footer.schema.to_arrow_schema()
     if schema.names != ["frame", *parcel_names]:
         raise SemantoksError(
-            f"{parquet_path}: was parcellated with a different atlas (its parcel columns are not those "
-            f"of {atlas_id}); delete it and rerun."
+            f"{parquet_path}: its parcel columns are not those of {atlas_id}'s labels table (first: "
+            f"{_first_mismatch(schema.names[1:], parcel_names)}); {rerun}."
         )
     if not all(pa.types.is_floating(schema.field(name).type) for name in parcel_names):
-        raise SemantoksError(f"{parquet_path}: parcel columns must be float32; {_RERUN}.")
-    qc = _normalise_qc(qc, qc_path)
+        raise SemantoksError(f"{parquet_path}: parcel columns must be float32; {rerun}.")
+    qc = _normalise_qc(qc, qc_path, rerun)
     if qc.get("atlas") not in (None, atlas_id):
-        raise SemantoksError(f"{qc_path}: was parcellated with a different atlas ({qc['atlas']}); delete it and rerun.")
+        raise SemantoksError(f"{qc_path}: was made with atlas {qc['atlas']}, not {atlas_id}; {rerun}.")
     if qc.get("cohort") not in (None, cohort):
         raise SemantoksError(
             f"{qc_path}: belongs to cohort {qc['cohort']!r}, not {cohort!r}; list it under its own cohort."
@@ -160,21 +178,29 @@ def _inspect_run(parquet_path, qc_path, parcel_names, atlas_id, cohort):
     if qc["included"]:
         if footer.num_rows == 0 or footer.num_rows != qc["n_frames"]:
             raise SemantoksError(
-                f"{parquet_path}: has {footer.num_rows} frames but its QC record says {qc['n_frames']}; {_RERUN}."
+                f"{parquet_path}: has {footer.num_rows} frames but its QC record says {qc['n_frames']}; {rerun}."
             )
         if len(qc["parcel_coverage"]) != len(parcel_names):
             raise SemantoksError(f"{qc_path}: parcel_coverage has {len(qc['parcel_coverage'])} values, "
-                                 f"the atlas {len(parcel_names)}; {_RERUN}.")
+                                 f"the atlas {len(parcel_names)}; {rerun}.")
     return _Run(parquet_path, qc_path, qc, footer.num_rows)
 
 
-def _normalise_qc(qc, qc_path):
+def _first_mismatch(found, expected):
+    pairs = list(zip(found, expected))
+    index = next((i for i, (a, b) in enumerate(pairs) if a != b), len(pairs))
+    if index < len(pairs):
+        return f"column {index + 1} is {pairs[index][0]!r}, expected {pairs[index][1]!r}"
+    return f"{len(found)} parcel columns, expected {len(expected)}"
+
+
+def _normalise_qc(qc, qc_path, rerun):
     required = ["scan_id", "subject", "task", "included"]
     if qc.get("included"):
         required += ["tr", "n_frames", "parcel_coverage"]
     absent = [key for key in required if qc.get(key) is None]
     if absent:
-        raise SemantoksError(f"{qc_path}: QC record lacks {', '.join(absent)}; {_RERUN}.")
+        raise SemantoksError(f"{qc_path}: QC record lacks {', '.join(absent)}; {rerun}.")
     qc = dict(qc)
     qc["included"] = bool(qc["included"])
     for key, prefix in _ENTITY_PREFIXES.items():
@@ -223,7 +249,7 @@ def _manifest_table(runs):
     return pa.Table.from_pydict(columns, schema=MANIFEST_SCHEMA)
 
 
-def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes):
+def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
     with pq.ParquetWriter(
         target,
         schema,
@@ -235,7 +261,7 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes):
     ) as writer:
         pending, pending_bytes = [], 0
         for run in runs:
-            data = _read_run_matrix(run)
+            data = _read_run_matrix(run, rerun)
             pending.append((run, data))
             pending_bytes += data.nbytes
             if pending_bytes >= row_group_bytes:
@@ -245,14 +271,14 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes):
             writer.write_table(_row_group(pending, n_parcels, schema), row_group_size=len(pending))
 
 
-def _read_run_matrix(run):
+def _read_run_matrix(run, rerun):
     """One run as a C-ordered float32 [n_frames, n_parcels] matrix (frame-major when flattened)."""
     # ParquetFile.read skips the dataset layer: ~2x faster than pq.read_table on 400-column files
     try:
         with pq.ParquetFile(run.parquet_path) as parquet:
             table = parquet.read(use_threads=False)
     except (OSError, pa.ArrowException) as error:
-        raise SemantoksError(f"{run.parquet_path}: cannot be read ({error}); {_RERUN}.") from error
+        raise SemantoksError(f"{run.parquet_path}: cannot be read ({error}); {rerun}.") from error
     parcels = [table.column(i).to_numpy().astype(np.float32, copy=False) for i in range(1, table.num_columns)]
     return np.stack(parcels, axis=1)
 

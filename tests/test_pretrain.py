@@ -23,7 +23,8 @@ from semantoks.model.data import (
     InMemoryBatches, Preprocessing, StreamingBatches, crop, prepare_scans, preprocess_scan, resample_to_tr,
     view_starts,
 )
-from semantoks.model.train import pretrain
+from semantoks.model.config import PretrainConfig
+from semantoks.model.train import pretrain, resolve_pretrain_config
 
 torch.set_num_threads(1)
 
@@ -133,7 +134,7 @@ def test_zscore_per_parcel_and_nan_parcels_masked():
     assert masked.parcel_valid.tolist() == [True, True, False, True, True, True]
     assert np.isfinite(masked.values).all() and (masked.values[:, 2] == 0).all()
     np.testing.assert_allclose(np.delete(masked.values, 2, axis=1), np.delete(clean.values, 2, axis=1), atol=1e-6)
-    filtered = preprocess_scan(with_nan, 1.5, Preprocessing())
+    filtered = preprocess_scan(with_nan, 1.5, Preprocessing(band_pass=(0.01, 0.1)))
     assert np.isfinite(filtered.values).all() and not filtered.parcel_valid[2]
 
 
@@ -245,11 +246,13 @@ def test_checkpoint_holds_models_config_and_data_identity(uninterrupted):
     assert identity["parcel_names"] == [label["name"] for label in toy_labels()]
     assert identity["parcel_networks"][:7] == ["Vis"] * 6 + ["SomMot"] and identity["networks"] == NETWORKS
     assert identity["strategy"] == STRATEGY
-    assert identity["preprocessing"] == {"model_tr": 2.0, "band_pass": [0.01, 0.1], "filter_order": 2,
+    assert identity["preprocessing"] == {"model_tr": 2.0, "band_pass": None, "filter_order": 2,
                                          "zscore": True, "window": 100, "patch_len": 20}
     saved = yaml_load(uninterrupted.parent / "config.yaml")
     assert saved == state["config"] and saved["model"]["dim"] == 32
-    assert load_checkpoint(uninterrupted.parent / "checkpoint.prev.pt")["step"] == 3
+    assert PretrainConfig.from_dict(state["config"]) == resolve_pretrain_config({**tiny_config(), "resume": "never"})
+    assert load_checkpoint(uninterrupted.parent / "state" / "checkpoint.prev.pt")["step"] == 3
+    assert load_checkpoint(uninterrupted.parent / "state" / "checkpoint.pt")["step"] == 6
     assert checkpoint_sha256(uninterrupted) == hashlib.sha256(uninterrupted.read_bytes()).hexdigest()
     encoder, loaded_identity = load_encoder(uninterrupted)
     assert loaded_identity == identity and not encoder.training
@@ -259,7 +262,7 @@ def test_checkpoint_holds_models_config_and_data_identity(uninterrupted):
     assert not torch.equal(student.blocks[0].attn.qkv.weight, encoder.blocks[0].attn.qkv.weight)
 
 
-def test_resume_after_n_steps_matches_2n_steps(toy_dataset, uninterrupted, tmp_path):
+def test_resume_after_n_steps_matches_2n_steps(toy_dataset, uninterrupted, tmp_path, caplog):
     config = tiny_config()
     first = pretrain({**config, "stop_at_step": 3}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
     assert load_checkpoint(first)["step"] == 3
@@ -268,29 +271,32 @@ def test_resume_after_n_steps_matches_2n_steps(toy_dataset, uninterrupted, tmp_p
     assert resumed["step"] == 6
     assert_same_parameters(resumed["student"], expected["student"])
     assert_same_parameters(resumed["teacher"], expected["teacher"])
-    steps = [int(line.split(",")[0]) for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
-    assert steps == [1, 2, 3, 4, 5, 6]
-    with pytest.raises(SemantoksError, match="different settings"):
-        pretrain({**config, "steps": 9}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    for folder in (tmp_path, tmp_path / "state"):
+        steps = [int(line.split(",")[0]) for line in (folder / "log.csv").read_text().splitlines()[1:]]
+        assert steps == [1, 2, 3, 4, 5, 6]
+    with caplog.at_level(logging.INFO):
+        raised = pretrain({**config, "steps": 9}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert load_checkpoint(raised)["step"] == 9 and "steps raised from 6 to 9" in caplog.text
+    assert not (tmp_path / "state.replaced").exists()
 
 
 def test_corrupt_checkpoint_falls_back_to_previous(toy_dataset, uninterrupted, tmp_path, caplog):
     config = tiny_config()
     pretrain({**config, "stop_at_step": 5}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
-    latest = tmp_path / "checkpoint.pt"
+    latest = tmp_path / "state" / "checkpoint.pt"
     latest.write_bytes(latest.read_bytes()[:5000])
     with pytest.raises(SemantoksError, match="checkpoint.pt"):
         load_checkpoint(latest)
     with caplog.at_level(logging.WARNING):
-        state, path = load_latest(tmp_path)
+        state, path = load_latest(tmp_path / "state")
     assert path.name == "checkpoint.prev.pt" and state["step"] == 3 and "unreadable" in caplog.text
     final = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
     assert_same_parameters(load_checkpoint(final)["student"], load_checkpoint(uninterrupted)["student"])
-    assert load_checkpoint(tmp_path / "checkpoint.prev.pt")["step"] == 3
-    assert (tmp_path / "checkpoint.corrupt.pt").stat().st_size == 5000
+    assert load_checkpoint(tmp_path / "state" / "checkpoint.prev.pt")["step"] == 3
+    assert (tmp_path / "state" / "checkpoint.corrupt.pt").stat().st_size == 5000
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
-        (tmp_path / name).write_bytes(b"not a checkpoint")
-    with pytest.raises(SemantoksError, match=re.escape(str(tmp_path))):
+        (tmp_path / "state" / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(SemantoksError, match=re.escape(str(tmp_path / "state"))):
         pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
 
 
@@ -355,7 +361,7 @@ def test_pretraining_learns_the_planted_coupling_pattern(tmp_path):
     # a short run learns best with the learning rate ramping up over all of it (warmup only)
     config = {"preset": "tiny", "model": {"dim": 32, "depth": 2, "heads": 2},
               "loss": {"head_hidden": 128, "out_dim": 16}, "steps": 800, "batch_size": 32,
-              "base_lr": 0.064, "warmup_fraction": 1.0, "momentum": 0.99, "momentum_end": 0.99,
+              "band_pass": [0.01, 0.1], "base_lr": 0.064, "warmup_fraction": 1.0, "momentum": 0.99, "momentum_end": 0.99,
               "checkpoint_every": 800, "log_every": 100, "seed": 0}
     checkpoint = pretrain(config, tmp_path / "data", ATLAS, ["pretrain"], tmp_path / "model")
     trained = embed_dataset(checkpoint, tmp_path / "data", ATLAS, ["probe"], tmp_path / "trained.parquet", n_crops=1)

@@ -102,11 +102,14 @@ def parcel_network_ids(data_identity):
 
 
 def build_encoder_from(config, data_identity):
-    """A freshly initialised encoder of the architecture named in a resolved pretraining config."""
+    """A freshly initialised encoder of a PretrainConfig (or a checkpoint's saved `config` dict)."""
+    from semantoks.model.config import PretrainConfig
     from semantoks.model.presets import build_encoder
 
+    if not isinstance(config, PretrainConfig):
+        config = PretrainConfig.from_dict(config)
     prep = data_identity["preprocessing"]
-    return build_encoder(config["model"], parcel_network_ids(data_identity), len(data_identity["networks"]),
+    return build_encoder(config.model, parcel_network_ids(data_identity), len(data_identity["networks"]),
                          prep["window"], prep["patch_len"])
 
 

@@ -373,3 +373,119 @@ def test_pretraining_learns_the_planted_coupling_pattern(tmp_path):
     random_accuracy = subject_readout_accuracy(random["embedding"], subjects)
     print(f"subject read-out accuracy: trained {trained_accuracy:.3f}, random init {random_accuracy:.3f}")
     assert trained_accuracy > random_accuracy + 0.15
+
+
+def read_log(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_every_loss_term_is_logged_on_every_row_with_alternate_masking(toy_dataset, tmp_path, caplog):
+    # mtm is computed on even steps only; a row holding just its last (odd) step read 0 forever
+    with caplog.at_level(logging.INFO, logger="semantoks.model.train"):
+        pretrain(tiny_config(log_every=2, mask_mode="alternate"), toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    rows = read_log(tmp_path / "log.csv")
+    assert rows["step"].tolist() == [2, 4, 6]
+    for term in ("total", "compression", "expansion", "mtm", "ttr"):
+        assert np.isfinite(rows[f"loss_{term}"]).all(), term
+    assert (rows["loss_mtm"] > 0).all()
+    progress = [line for line in caplog.messages if line.startswith("step ")]
+    assert len(progress) == 3 and progress[0].startswith("step 2/6 | loss total ")
+    assert all(word in progress[-1] for word in ("mtm", "ttr", "| lr ", "scans/s", "| ETA 0h00m00s"))
+
+
+def test_changed_data_or_settings_start_fresh_and_say_why(toy_dataset, tmp_path, caplog):
+    config = tiny_config()
+    out = tmp_path / "model"
+    pretrain({**config, "stop_at_step": 3}, toy_dataset, ATLAS, ["A", "B"], out)
+    raw, _ = simulate_scans(12, 2, n_frames=130)
+    rescrubbed = tmp_path / "rescrubbed"
+    write_dataset(rescrubbed, "A", raw[:8], strategy={**STRATEGY, "fd_threshold": 0.5})
+    write_dataset(rescrubbed, "B", raw[8:], strategy={**STRATEGY, "fd_threshold": 0.5})
+    with caplog.at_level(logging.WARNING):
+        final = pretrain(config, rescrubbed, ATLAS, ["A", "B"], out)
+    assert "starting fresh: the training state was made with different settings (data strategy)" in caplog.text
+    fresh = pretrain(config, rescrubbed, ATLAS, ["A", "B"], tmp_path / "fresh", resume=False)
+    assert_same_parameters(load_checkpoint(final)["teacher"], load_checkpoint(fresh)["teacher"], atol=0)
+    assert load_checkpoint(out / "state.replaced" / "checkpoint.pt")["step"] == 3
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        pretrain({**config, "stop_at_step": 2, "extra": {"loss": {"out_dim": 16}}}, rescrubbed, ATLAS, ["A"], out)
+    assert "different settings (loss.out_dim, data cohorts)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        pretrain({**config, "steps": 4}, rescrubbed, ATLAS, ["A"], out)
+    assert "starting fresh" in caplog.text and "loss.out_dim" in caplog.text
+
+
+def test_rerunning_a_finished_run_retrains_it_from_scratch(toy_dataset, uninterrupted, tmp_path, caplog):
+    config = tiny_config()
+    pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    with caplog.at_level(logging.WARNING):
+        again = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert "finished, published run with these settings" in caplog.text
+    assert read_log(tmp_path / "log.csv")["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert_same_parameters(load_checkpoint(again)["student"], load_checkpoint(uninterrupted)["student"])
+    caplog.clear()
+    pretrain({**config, "stop_at_step": 3}, toy_dataset, ATLAS, ["A", "B"], tmp_path / "never")
+    with caplog.at_level(logging.WARNING):
+        pretrain({**config, "resume": "never"}, toy_dataset, ATLAS, ["A", "B"], tmp_path / "never")
+    assert "starting fresh: pretrain resume is never" in caplog.text
+
+
+def test_max_minutes_stops_cleanly_with_a_checkpoint_and_a_rerun_continues(toy_dataset, uninterrupted, tmp_path,
+                                                                           caplog):
+    config = tiny_config()
+    with caplog.at_level(logging.WARNING):
+        stopped = pretrain({**config, "max_minutes": 1e-9}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert load_checkpoint(stopped)["step"] == 1
+    assert "stopped early at step 1 of 6 (the max_minutes budget of 1e-09 minutes was spent)" in caplog.text
+    assert json.loads((tmp_path / "state" / "published.json").read_text())["stopped_early"].startswith("the max")
+    final = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert_same_parameters(load_checkpoint(final)["teacher"], load_checkpoint(uninterrupted)["teacher"])
+
+
+def test_health_and_reidentification_are_logged_and_held_out_subjects_never_train(toy_dataset, tmp_path,
+                                                                                  monkeypatch):
+    import sys
+    import types
+
+    from semantoks.model.data import open_pretraining_data
+
+    calls = []
+
+    def measure_health(encoder, initial_encoder, batch):
+        # stand-in for semantoks.model.health (written elsewhere): checks the call contract only
+        assert not encoder.training and not initial_encoder.training
+        assert batch["x"].shape == (8, 24, 100) and batch["parcel_valid"].dtype == torch.bool
+        assert batch["patch_valid"].shape == (8, 5)
+        calls.append(1)
+        drift = sum(float((a - b).abs().sum()) for a, b in zip(encoder.parameters(), initial_encoder.parameters()))
+        return {"stand_in_drift": drift}
+
+    monkeypatch.setitem(sys.modules, "semantoks.model.health", types.SimpleNamespace(measure_health=measure_health))
+    config = tiny_config(log_every=2, health_every=3, eval_every=3, eval_subjects=4, batch_size=2)
+    checkpoint = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    rows = read_log(tmp_path / "log.csv").set_index("step")
+    assert rows.index.tolist() == [2, 3, 4, 6] and len(calls) == 2
+    assert rows.loc[3, "stand_in_drift"] > 0 and rows.loc[6, "stand_in_drift"] > rows.loc[3, "stand_in_drift"]
+    assert rows.loc[[3, 6], "eval_reid_top1"].between(0, 1).all() and rows.loc[3, "eval_reid_chance"] == 0.25
+    held_out = {tuple(pair) for pair in load_checkpoint(checkpoint)["held_out_subjects"]}
+    assert len(held_out) == 4
+    prep = Preprocessing()
+    for source in ("memory", "stream"):
+        data = open_pretraining_data(toy_dataset, ATLAS, ["A", "B"], prep, 2, 0, source=source,
+                                     exclude_subjects=held_out)
+        trained = ({(s.meta["cohort"], s.meta["subject"]) for s in data.scans} if source == "memory" else
+                   {data.keys[row][0:1] + (data.reader.index["subject"][row],) for shard in data.shards
+                    for row in shard})
+        assert len(trained) == 8 and not trained & held_out
+
+
+def test_health_without_its_module_is_a_one_line_error(toy_dataset, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "semantoks.model.health", None)
+    with pytest.raises(SemantoksError, match="set pretrain health_every 0"):
+        pretrain(tiny_config(health_every=2), toy_dataset, ATLAS, ["A", "B"], tmp_path)

@@ -1,5 +1,9 @@
 rule pretrain:
-    """Self-distilled network-token model; torchrun with one process per requested GPU."""
+    """Self-distilled network-token model; torchrun with one process per requested GPU.
+
+    Resumable state lives in {MODEL_DIR}/state (no output, so Snakemake never deletes it); the
+    outputs are the final checkpoint and log, copied there when training ends.
+    """
     input:
         partitions=[PARTITION.format(cohort=c) for c in PRETRAIN_COHORTS],
     output:
@@ -22,5 +26,6 @@ rule pretrain:
     resources:
         mem_mb=8000,
         gpu=config["pretrain"]["gpus"],
+        runtime=config["pretrain"]["runtime"],
     script:
         "../scripts/pretrain.py"

@@ -166,7 +166,10 @@ def encoder_config(preset="tiny", overrides=None):
 def resolve(section):
     """PretrainConfig from a config.yaml `pretrain` section: defaults <- preset <- the section's values."""
     section = copy.deepcopy(dict(section or {}))
-    section.update(section.pop("extra", None) or {})
+    for key, value in (section.pop("extra", None) or {}).items():
+        # nested groups merge key by key, so extra: {loss: {out_dim: 16}} keeps the other loss settings
+        merged = isinstance(value, dict) and isinstance(section.get(key), dict)
+        section[key] = {**section[key], **value} if merged else value
     for key in WORKFLOW_KEYS:
         section.pop(key, None)
     flat = {name: {} for name in FLAT_GROUPS}

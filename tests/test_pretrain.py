@@ -489,3 +489,142 @@ def test_health_without_its_module_is_a_one_line_error(toy_dataset, tmp_path, mo
     monkeypatch.setitem(sys.modules, "semantoks.model.health", None)
     with pytest.raises(SemantoksError, match="set pretrain health_every 0"):
         pretrain(tiny_config(health_every=2), toy_dataset, ATLAS, ["A", "B"], tmp_path)
+
+
+# The real pretrain rule under Snakemake, on the toy dataset: the rule file is included by a Snakefile
+# that defines only what the rule reads from common.smk (the rest of the DAG is not needed here).
+KILL_TEST_SNAKEFILE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {src!r})
+configfile: "config.yaml"
+ATLAS_ID = {atlas!r}
+PRETRAIN_COHORTS = ["A", "B"]
+PARTITION = "data/timeseries/atlas=" + ATLAS_ID + "/cohort={{cohort}}/part-0.parquet"
+MODEL_DIR = "model"
+CHECKPOINT = MODEL_DIR + "/checkpoint.pt"
+CODE_VERSION = "test"
+def dataset_root(wildcards, input):
+    return str(Path(input.partitions[0]).parents[3])
+include: {rule!r}
+"""
+KILL_TEST_STEPS = 40
+
+
+def snakemake_workdir(path, repo_root, strategy=STRATEGY, **pretrain_settings):
+    """A Snakemake working directory holding the toy dataset and a config with the schema's pretrain defaults."""
+    from semantoks.config import load_schema
+
+    raw, _ = simulate_scans(12, 2, n_frames=130)
+    write_dataset(path / "data", "A", raw[:8], strategy=strategy)
+    write_dataset(path / "data", "B", raw[8:], strategy=strategy)
+    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
+    settings = tiny_config(steps=KILL_TEST_STEPS, checkpoint_every=5, log_every=5, **pretrain_settings)
+    (path / "config.yaml").write_text(yaml_dump({"pretrain": {**defaults, **settings}}))
+    (path / "Snakefile").write_text(KILL_TEST_SNAKEFILE.format(
+        src=str(repo_root / "src"), atlas=ATLAS, rule=str(repo_root / "workflow" / "rules" / "pretrain.smk")))
+    return path
+
+
+def snakemake_command(workdir, *args):
+    import sys
+
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir),
+            "--cores", "1", *args, "model/checkpoint.pt"]
+
+
+def run_workflow(workdir, *args):
+    import subprocess
+
+    result = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def kill_after_second_checkpoint(workdir):
+    """Start Snakemake, SIGKILL its whole process group once the state folder holds two checkpoints."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    state = workdir / "model" / "state" / "checkpoint.pt"
+    previous = state.with_name("checkpoint.prev.pt")
+    process = subprocess.Popen(snakemake_command(workdir), start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not previous.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = load_checkpoint(state)["step"]
+    assert 10 <= killed_at < KILL_TEST_STEPS
+    assert not (workdir / "model" / "checkpoint.pt").exists()
+    return killed_at
+
+
+def yaml_dump(value):
+    import yaml
+
+    return yaml.safe_dump(value)
+
+
+@pytest.fixture(scope="module")
+def workflow_uninterrupted(tmp_path_factory, repo_root):
+    workdir = snakemake_workdir(tmp_path_factory.mktemp("uninterrupted_workflow"), repo_root)
+    run_workflow(workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_killed_pretrain_job_resumes_to_the_weights_of_an_uninterrupted_run(workflow_uninterrupted, repo_root,
+                                                                             tmp_path):
+    workdir = snakemake_workdir(tmp_path, repo_root)
+    killed_at = kill_after_second_checkpoint(workdir)
+    run_workflow(workdir, "--unlock")
+    run_workflow(workdir, "--rerun-incomplete")
+    resumed = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    expected = load_checkpoint(workflow_uninterrupted / "model" / "checkpoint.pt")
+    assert resumed["step"] == KILL_TEST_STEPS
+    assert_same_parameters(resumed["student"], expected["student"], atol=0)
+    assert_same_parameters(resumed["teacher"], expected["teacher"], atol=0)
+    assert f"state/checkpoint.pt at step {killed_at}" in (workdir / "model" / "pretrain.log").read_text()
+    steps = read_log(workdir / "model" / "log.csv")["step"].tolist()
+    assert steps == read_log(workflow_uninterrupted / "model" / "log.csv")["step"].tolist() == list(range(5, 41, 5))
+
+
+@pytest.mark.slow
+def test_pretrain_after_a_data_change_never_continues_the_old_model(workflow_uninterrupted, repo_root, tmp_path):
+    workdir = snakemake_workdir(tmp_path, repo_root)
+    killed_at = kill_after_second_checkpoint(workdir)
+    raw, _ = simulate_scans(12, 2, n_frames=130)
+    scrubbed = {**STRATEGY, "fd_threshold": 0.5}
+    write_dataset(workdir / "data", "A", raw[:8], strategy=scrubbed)
+    write_dataset(workdir / "data", "B", raw[8:], strategy=scrubbed)
+    run_workflow(workdir, "--unlock")
+    run_workflow(workdir, "--rerun-incomplete")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "starting fresh: the training state was made with different settings (data strategy)" in log_text
+    assert "resuming from" not in log_text
+    assert "step 5/40 | loss total" in log_text
+    final = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    assert final["data_identity"]["strategy"] == scrubbed and final["step"] == KILL_TEST_STEPS
+    old = load_checkpoint(workdir / "model" / "state.replaced" / "checkpoint.pt")
+    assert old["data_identity"]["strategy"] == STRATEGY and old["step"] == killed_at
+
+
+@pytest.mark.slow
+def test_forcerun_pretrain_retrains_from_scratch(workflow_uninterrupted, repo_root, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(workflow_uninterrupted, workdir, symlinks=True)
+    before = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    run_workflow(workdir, "--forcerun", "pretrain")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "starting fresh: the state holds a finished, published run" in log_text
+    assert "pretraining finished at step 40" in log_text and "step 5/40 | loss total" in log_text
+    after = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    assert after["step"] == KILL_TEST_STEPS
+    assert_same_parameters(after["teacher"], before["teacher"], atol=0)

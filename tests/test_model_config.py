@@ -65,3 +65,20 @@ def test_every_schema_key_is_known_to_the_trainer():
 
     schema = load_schema("config")
     assert set(schema["properties"]["pretrain"]["properties"]) <= known_keys()
+
+
+def test_pretrain_examples_in_docs_are_valid_configs(repo_root):
+    import re
+
+    import yaml
+
+    from semantoks.config import validate_config
+
+    text = (repo_root / "docs" / "model.md").read_text()
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    assert len(blocks) == 2
+    for block in blocks:
+        config = validate_config({**block, "cohorts": {"demo": {"source": "simulated"}}})
+        resolved = resolve_pretrain_config(config["pretrain"])
+        for key, value in block["pretrain"].items():
+            assert (config["pretrain"] if key == "runtime" else dataclasses.asdict(resolved))[key] == value

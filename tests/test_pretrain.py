@@ -530,7 +530,7 @@ def snakemake_command(workdir, *args):
     import sys
 
     return [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir),
-            "--cores", "1", *args, "model/checkpoint.pt"]
+            "--cores", "2", *args, "model/checkpoint.pt"]
 
 
 def run_workflow(workdir, *args):

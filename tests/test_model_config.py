@@ -52,7 +52,8 @@ def test_saved_config_rebuilds_the_same_config():
     ({"extra": {"mask_mode": "often"}}, "mask_mode 'often'"),
     ({"ttr": "sometimes"}, "ttr 'sometimes'"),
     ({"resume": "maybe"}, "resume 'maybe'"),
-    ({"eval_every": 10}, "eval_every needs held-out subjects"),
+    ({"eval_every": 10}, "need held-out subjects and a cadence"),
+    ({"eval_subjects": 8, "eval_phenotypes": ["age"]}, "need held-out subjects and a cadence"),
 ])
 def test_bad_settings_are_one_line_user_errors(section, message):
     with pytest.raises(SemantoksError) as error:
@@ -81,4 +82,4 @@ def test_pretrain_examples_in_docs_are_valid_configs(repo_root):
         config = validate_config({**block, "cohorts": {"demo": {"source": "simulated"}}})
         resolved = resolve_pretrain_config(config["pretrain"])
         for key, value in block["pretrain"].items():
-            assert (config["pretrain"] if key == "runtime" else dataclasses.asdict(resolved))[key] == value
+            assert (config["pretrain"] if key == "runtime" else resolved.to_dict())[key] == value

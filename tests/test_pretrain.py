@@ -465,9 +465,27 @@ def test_health_and_reidentification_are_logged_and_held_out_subjects_never_trai
         return {"stand_in_drift": drift}
 
     monkeypatch.setitem(sys.modules, "semantoks.model.health", types.SimpleNamespace(measure_health=measure_health))
-    config = tiny_config(log_every=2, health_every=3, eval_every=3, eval_subjects=4, batch_size=2)
-    checkpoint = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
-    rows = read_log(tmp_path / "log.csv").set_index("step")
+    import shutil
+
+    import pandas as pd
+
+    from semantoks.phenotypes import phenotype_table_path, write_phenotypes
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_dataset, root)
+    rng = np.random.default_rng(0)
+    for cohort, n in (("A", 8), ("B", 4)):
+        frame = pd.DataFrame({"subject": [f"{cohort}{i:03d}" for i in range(n)], "age": rng.uniform(20, 60, n),
+                              "group": pd.Categorical(rng.choice(["x", "y"], n))})
+        write_phenotypes(frame, phenotype_table_path(root, cohort), {"age": "continuous", "group": "binary"})
+    config = tiny_config(log_every=2, health_every=3, eval_every=3, eval_subjects=4, batch_size=2,
+                         eval_phenotypes=["age", "group"])
+    with pytest.raises(SemantoksError, match="eval_phenotypes sex are not in the phenotype table"):
+        pretrain({**config, "eval_phenotypes": ["sex"]}, root, ATLAS, ["A", "B"], tmp_path / "model")
+    checkpoint = pretrain(config, root, ATLAS, ["A", "B"], tmp_path / "model")
+    rows = read_log(tmp_path / "model" / "log.csv").set_index("step")
+    assert rows.loc[[3, 6], "eval_age_ridge_r"].between(-1, 1).all()
+    assert rows.loc[[3, 6], "eval_group_knn_acc"].between(0, 1).all() and rows.loc[3, "eval_group_chance"] >= 0.5
     assert rows.index.tolist() == [2, 3, 4, 6] and len(calls) == 2
     assert rows.loc[3, "stand_in_drift"] > 0 and rows.loc[6, "stand_in_drift"] > rows.loc[3, "stand_in_drift"]
     assert rows.loc[[3, 6], "eval_reid_top1"].between(0, 1).all() and rows.loc[3, "eval_reid_chance"] == 0.25
@@ -628,3 +646,29 @@ def test_forcerun_pretrain_retrains_from_scratch(workflow_uninterrupted, repo_ro
     after = load_checkpoint(workdir / "model" / "checkpoint.pt")
     assert after["step"] == KILL_TEST_STEPS
     assert_same_parameters(after["teacher"], before["teacher"], atol=0)
+
+
+def test_online_phenotype_scores_find_what_the_features_encode():
+    import pandas as pd
+
+    from semantoks.model.online_eval import phenotype_scores, reidentification_top1
+
+    rng = np.random.default_rng(0)
+    n = 30
+    subjects = [("A", f"s{i}") for i in range(n)]
+    age = rng.uniform(20, 60, n)
+    group = np.where(np.arange(n) % 2, "x", "y")
+    base = rng.standard_normal((n, 16))
+    base[:, 0] = (age - 40) / 5
+    base[:, 1] = np.where(group == "x", 6.0, -6.0)
+    crops = torch.from_numpy(np.concatenate([base, base + 0.01 * rng.standard_normal((n, 16))]))
+    phenotypes = pd.DataFrame({"cohort": "A", "subject": [s for _, s in subjects], "age": age, "group": group})
+    phenotypes.attrs["phenotype_types"] = {"age": "continuous", "group": "binary"}
+    scores = phenotype_scores(crops, subjects, phenotypes, ["age", "group"])
+    assert scores["eval_age_ridge_r"] > 0.8 and scores["eval_group_knn_acc"] == 1.0
+    assert scores["eval_group_chance"] == 0.5
+    shuffled = phenotypes.assign(age=rng.permutation(age), group=rng.permutation(group))
+    null = phenotype_scores(crops, subjects, shuffled, ["age", "group"])
+    assert null["eval_age_ridge_r"] < 0.5 and null["eval_group_knn_acc"] < 0.8
+    assert reidentification_top1(crops) == 1.0
+    assert reidentification_top1(torch.cat([crops[:n], crops[n:][rng.permutation(n)]])) < 0.2

@@ -6,6 +6,10 @@ rule pretrain:
     """
     input:
         partitions=[PARTITION.format(cohort=c) for c in PRETRAIN_COHORTS],
+        # online evaluation of phenotypes reads the dataset's phenotype tables
+        phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PRETRAIN_COHORTS]
+        if config["pretrain"]["eval_phenotypes"]
+        else [],
     output:
         checkpoint=CHECKPOINT,
         log_csv=f"{MODEL_DIR}/log.csv",

@@ -103,6 +103,7 @@ class PretrainConfig:
     health_every: int = 0
     eval_every: int = 0
     eval_subjects: int = 0
+    eval_phenotypes: tuple = ()
     data_source: str = "auto"
     num_workers: int = 0
     shuffle_buffer: int = 256
@@ -111,15 +112,16 @@ class PretrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "eval_phenotypes", tuple(self.eval_phenotypes or ()))
         if self.mask_mode not in MASK_MODES:
             raise SemantoksError(f"config.yaml: pretrain mask_mode {self.mask_mode!r} is not one of "
                                  f"{', '.join(MASK_MODES)}; pick one of them.")
         if self.resume not in RESUME_MODES:
             raise SemantoksError(f"config.yaml: pretrain resume {self.resume!r} is not one of "
                                  f"{', '.join(RESUME_MODES)}; pick one of them.")
-        if self.eval_every and not self.eval_subjects:
-            raise SemantoksError("config.yaml: pretrain eval_every needs held-out subjects; set pretrain "
-                                 "eval_subjects (e.g. 16) or eval_every 0.")
+        if (self.eval_every or self.eval_phenotypes) and not (self.eval_every and self.eval_subjects):
+            raise SemantoksError("config.yaml: pretrain eval_every and eval_phenotypes need held-out subjects and a "
+                                 "cadence; set pretrain eval_subjects (e.g. 16) and eval_every, or eval_every 0.")
 
     def to_dict(self):
         """Plain nested dict (lists, not tuples) for the checkpoint and config.yaml."""
@@ -145,7 +147,8 @@ FLAT_GROUPS = ("data", "schedule")
 WORKFLOW_KEYS = ("enabled", "cohorts", "gpus", "runtime")
 # keys a run may change and still continue its state: they change how, not what, is computed
 OPERATIONAL_KEYS = ("stop_at_step", "checkpoint_every", "log_every", "num_workers", "device", "compile", "flash",
-                    "memory_limit_gb", "data_source", "max_minutes", "resume", "health_every", "eval_every")
+                    "memory_limit_gb", "data_source", "max_minutes", "resume", "health_every", "eval_every",
+                    "eval_phenotypes")
 
 PRESETS = {
     "tiny": {},

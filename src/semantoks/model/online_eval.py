@@ -55,3 +55,63 @@ def reidentification_top1(features):
     units = torch.nn.functional.normalize(features.float(), dim=-1)
     similarity = units[:n] @ units[n:].T
     return float((similarity.argmax(dim=1) == torch.arange(n, device=features.device)).float().mean())
+
+
+def phenotype_scores(features, subjects, phenotypes, names, ridge_alpha=1.0, k=5):
+    """Leave-one-subject-out scores of `names` from frozen features of the held-out subjects.
+
+    features [2S, F] as evaluation_crops orders them (a subject's two crops are averaged);
+    phenotypes: the dataset's typed phenotype table. Continuous: closed-form ridge, column
+    eval_<name>_ridge_r (Pearson r of held-out predictions); binary/categorical: cosine kNN,
+    eval_<name>_knn_acc beside eval_<name>_chance (the majority class's share).
+    """
+    n = len(subjects)
+    units = torch.nn.functional.normalize(features.double().cpu(), dim=-1)
+    per_subject = torch.nn.functional.normalize(units[:n] + units[n:], dim=-1).numpy()
+    table = phenotypes.set_index(["cohort", "subject"])
+    types = phenotypes.attrs["phenotype_types"]
+    scores = {}
+    for name in names:
+        values = table[name].reindex(list(subjects))
+        keep = values.notna().to_numpy()
+        if keep.sum() < 4:
+            continue
+        x, y = per_subject[keep], values[keep]
+        if types[name] == "continuous":
+            scores[f"eval_{name}_ridge_r"] = _loo_ridge_r(x, y.to_numpy(dtype=float), ridge_alpha)
+        else:
+            labels = y.astype(str).to_numpy()
+            scores[f"eval_{name}_knn_acc"] = _loo_knn_accuracy(x, labels, k)
+            scores[f"eval_{name}_chance"] = float(np.unique(labels, return_counts=True)[1].max() / len(labels))
+    return scores
+
+
+def _loo_ridge_r(x, y, alpha):
+    """Exact leave-one-out predictions of ridge with an unpenalised intercept, via the hat matrix."""
+    n = len(y)
+    centred = x - x.mean(axis=0)
+    hat = centred @ np.linalg.solve(centred.T @ centred + alpha * np.eye(x.shape[1]), centred.T) + 1.0 / n
+    fitted = hat @ y
+    loo = y - (y - fitted) / (1.0 - np.diag(hat))
+    if np.std(loo) == 0 or np.std(y) == 0:
+        return 0.0
+    return float(np.corrcoef(loo, y)[0, 1])
+
+
+def _loo_knn_accuracy(x, labels, k):
+    similarity = x @ x.T
+    np.fill_diagonal(similarity, -np.inf)
+    neighbours = np.argsort(-similarity, axis=1)[:, :min(k, len(labels) - 1)]
+    correct = 0
+    for i, rows in enumerate(neighbours):
+        classes, counts = np.unique(labels[rows], return_counts=True)
+        correct += classes[counts.argmax()] == labels[i]
+    return correct / len(labels)
+
+
+def check_phenotypes(phenotypes, names, source):
+    """Refuse names the dataset's phenotype table does not hold, before training starts."""
+    missing = [name for name in names if name not in phenotypes.attrs["phenotype_types"]]
+    if missing:
+        raise SemantoksError(f"{source}: pretrain eval_phenotypes {', '.join(missing)} are not in the phenotype table "
+                             f"(it holds {', '.join(phenotypes.attrs['phenotype_types']) or 'none'}); fix the names.")

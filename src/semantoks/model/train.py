@@ -29,7 +29,9 @@ from semantoks.model.config import OPERATIONAL_KEYS, PretrainConfig, resolve
 from semantoks.model.data import open_pretraining_data, step_seed
 from semantoks.model.logging import TrainingLog, progress_line
 from semantoks.model.meta_arch import SelfDistillationModel
-from semantoks.model.online_eval import evaluation_crops, held_out_subjects, reidentification_top1
+from semantoks.model.online_eval import (
+    check_phenotypes, evaluation_crops, held_out_subjects, phenotype_scores, reidentification_top1,
+)
 from semantoks.model.schedules import build_schedules
 
 log = logging.getLogger(__name__)
@@ -62,13 +64,14 @@ def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_d
         identity = data_identity(read_atlas_metadata(dataset_root, atlas_id), config.data.identity(), cohorts,
                                  source=dataset_root)
         held_out = held_out_subjects(dataset_root, atlas_id, cohorts, config.eval_subjects, config.seed)
+        phenotypes = _eval_phenotypes(dataset_root, cohorts, config) if context.is_main else None
         data = open_pretraining_data(dataset_root, atlas_id, cohorts, config.data, config.batch_size, config.seed,
                                      context.rank, context.world_size, config.data_source,
                                      max(1, config.num_workers), config.shuffle_buffer, config.memory_limit_gb,
                                      config.cache_dtype, exclude_subjects=held_out)
         needs_crops = context.is_main and (config.health_every or config.eval_every)
         crops = _monitor_crops(dataset_root, atlas_id, cohorts, config, held_out) if needs_crops else None
-        run = _Run(config, context, identity, data, state_dir, held_out, crops)
+        run = _Run(config, context, identity, data, state_dir, held_out, crops, phenotypes)
         step, stop_reason = run.train()
         if context.is_main:
             _publish(state_dir, out_dir, config, step, stop_reason)
@@ -76,6 +79,17 @@ def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_d
         return out_dir / CHECKPOINT_NAME
     finally:
         distributed.shutdown(context)
+
+
+def _eval_phenotypes(root, cohorts, config):
+    """The dataset's phenotype table when eval_phenotypes names columns of it; None when none are asked for."""
+    if not config.eval_phenotypes:
+        return None
+    from semantoks.phenotypes import read_phenotype_table
+
+    phenotypes = read_phenotype_table(root, cohorts)
+    check_phenotypes(phenotypes, config.eval_phenotypes, Path(root) / "phenotypes")
+    return phenotypes
 
 
 def _monitor_crops(root, atlas_id, cohorts, config, held_out):
@@ -94,9 +108,9 @@ def _monitor_crops(root, atlas_id, cohorts, config, held_out):
 class _Run:
     """One training run: model, optimiser and schedules built once from the resolved config."""
 
-    def __init__(self, config, context, identity, data, state_dir, held_out, crops):
+    def __init__(self, config, context, identity, data, state_dir, held_out, crops, phenotypes):
         self.config, self.context, self.identity, self.data = config, context, identity, data
-        self.state_dir, self.held_out, self.crops = state_dir, held_out, crops
+        self.state_dir, self.held_out, self.crops, self.phenotypes = state_dir, held_out, crops, phenotypes
         self.device = context.device
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -220,6 +234,8 @@ class _Run:
             features = NetworkTokenScanEncoder(self.model.teacher_encoder, self.identity, self.device).embed(batch)
             values["eval_reid_top1"] = reidentification_top1(features)
             values["eval_reid_chance"] = 1.0 / len(self.held_out)
+            if self.phenotypes is not None:
+                values.update(phenotype_scores(features, self.held_out, self.phenotypes, config.eval_phenotypes))
         return values
 
     def _state(self, step):

@@ -427,6 +427,14 @@ def test_rerunning_a_finished_run_retrains_it_from_scratch(toy_dataset, uninterr
     assert "finished, published run with these settings" in caplog.text
     assert read_log(tmp_path / "log.csv")["step"].tolist() == [1, 2, 3, 4, 5, 6]
     assert_same_parameters(load_checkpoint(again)["student"], load_checkpoint(uninterrupted)["student"])
+    # killed after its last checkpoint but before publishing it: the rerun publishes, it does not retrain
+    (tmp_path / "checkpoint.pt").unlink()
+    (tmp_path / "state" / "published.json").write_text('{"step": 3, "stopped_early": null}')
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        published = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert "starting fresh" not in caplog.text and "at step 6" in caplog.text
+    assert_same_parameters(load_checkpoint(published)["student"], load_checkpoint(uninterrupted)["student"])
     caplog.clear()
     pretrain({**config, "stop_at_step": 3}, toy_dataset, ATLAS, ["A", "B"], tmp_path / "never")
     with caplog.at_level(logging.WARNING):

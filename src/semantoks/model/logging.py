@@ -78,8 +78,9 @@ def progress_line(row, total_steps, eta_seconds):
     losses = " ".join(f"{key.removeprefix('loss_')} {value:.4g}" for key, value in row.items()
                       if key.startswith("loss_"))
     minutes, seconds = divmod(int(round(eta_seconds)), 60)
+    # health and online-evaluation columns, when this row has them
     extra = " ".join(f"{key} {value:.4g}" for key, value in row.items()
-                     if key.startswith("eval_") or key not in FIXED_FIELDS and not key.startswith("loss_"))
+                     if key not in FIXED_FIELDS and not key.startswith("loss_"))
     line = (f"step {row['step']}/{total_steps} | loss {losses} | lr {row['lr']:.3g} | "
             f"{row['scans_per_s']:.1f} scans/s | ETA {minutes // 60:d}h{minutes % 60:02d}m{seconds:02d}s")
     return f"{line} | {extra}" if extra else line

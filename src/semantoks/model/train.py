@@ -316,9 +316,15 @@ def continuation_refusal(state, config, identity, state_dir):
         return f"the training state was made with different settings ({', '.join(changed)})"
     if config.steps < saved["steps"]:
         return f"pretrain steps was lowered from {saved['steps']} to {config.steps}"
-    if state["step"] >= saved["steps"] == config.steps and (Path(state_dir) / PUBLISHED_MARK).is_file():
+    if state["step"] >= saved["steps"] == config.steps and _published_step(state_dir) == state["step"]:
         return "the state holds a finished, published run with these settings, and rerunning it retrains"
     return None
+
+
+def _published_step(state_dir):
+    """The step whose model was last copied to the outputs; None if none was (e.g. killed while publishing)."""
+    mark = Path(state_dir) / PUBLISHED_MARK
+    return json.loads(mark.read_text())["step"] if mark.is_file() else None
 
 
 def _changed_keys(old, new, skip=(), prefix=""):

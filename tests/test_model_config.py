@@ -83,3 +83,16 @@ def test_pretrain_examples_in_docs_are_valid_configs(repo_root):
         resolved = resolve_pretrain_config(config["pretrain"])
         for key, value in block["pretrain"].items():
             assert (config["pretrain"] if key == "runtime" else resolved.to_dict())[key] == value
+
+
+def test_a_checkpoint_config_of_another_version_is_a_user_error(tmp_path):
+    import torch
+
+    from semantoks.model.checkpoint import load_encoder
+
+    path = tmp_path / "checkpoint.pt"
+    old_style = {"preset": "tiny", "model": {"preset": "tiny", "dim": 64, "window": 100}, "band_pass": [0.01, 0.1]}
+    torch.save({"student": {}, "teacher": {}, "step": 1, "config": old_style, "data_identity": {
+        "networks": ["A"], "parcel_networks": ["A"], "preprocessing": {"window": 100, "patch_len": 20}}}, path)
+    with pytest.raises(SemantoksError, match=f"{path}: the saved pretraining config does not match this version"):
+        load_encoder(path)

@@ -118,7 +118,10 @@ def load_encoder(path, which="teacher", map_location="cpu"):
     if which not in ("teacher", "student"):
         raise ValueError(f"which must be 'teacher' or 'student', got {which!r}")
     state = load_checkpoint(path, map_location)
-    encoder = build_encoder_from(state["config"], state["data_identity"])
+    try:
+        encoder = build_encoder_from(state["config"], state["data_identity"])
+    except SemantoksError as error:
+        raise SemantoksError(f"{path}: {error}") from None
     encoder.load_state_dict(_encoder_weights(state[which], encoder.state_dict().keys(), path, which))
     encoder.eval().requires_grad_(False)
     return encoder, state["data_identity"]

@@ -135,7 +135,7 @@ class PretrainConfig:
             groups = {name: kind(**_tuples(saved.pop(name, {}), kind)) for name, kind in GROUPS.items()}
             return cls(**groups, **_tuples(saved, cls))
         except TypeError as error:
-            raise SemantoksError(f"saved pretraining config does not match this version ({error}); "
+            raise SemantoksError(f"the saved pretraining config does not match this version ({error}); "
                                  "retrain the checkpoint with this version.") from None
 
 

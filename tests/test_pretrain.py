@@ -448,10 +448,12 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint_and_a_rerun_continues(toy_d
     with caplog.at_level(logging.WARNING):
         stopped = pretrain({**config, "max_minutes": 1e-9}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
     assert load_checkpoint(stopped)["step"] == 1
+    assert load_checkpoint(stopped)["stopped_early"] == "the max_minutes budget of 1e-09 minutes was spent"
     assert "stopped early at step 1 of 6 (the max_minutes budget of 1e-09 minutes was spent)" in caplog.text
     assert json.loads((tmp_path / "state" / "published.json").read_text())["stopped_early"].startswith("the max")
     final = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
     assert_same_parameters(load_checkpoint(final)["teacher"], load_checkpoint(uninterrupted)["teacher"])
+    assert load_checkpoint(final)["stopped_early"] is None
 
 
 def test_health_and_reidentification_are_logged_and_held_out_subjects_never_train(toy_dataset, tmp_path,

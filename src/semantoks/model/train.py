@@ -174,7 +174,8 @@ class _Run:
                     interval = _Interval()
                 if done % config.checkpoint_every == 0 or last:
                     if context.is_main:
-                        save_checkpoint(self.state_dir / CHECKPOINT_NAME, self._state(done))
+                        stopped = _stop_reason(done, config, "max_minutes" if budget_spent else None) if last else None
+                        save_checkpoint(self.state_dir / CHECKPOINT_NAME, self._state(done, stopped))
                         training_log.flush()
                     distributed.barrier(context)
                 if budget_spent:
@@ -238,7 +239,7 @@ class _Run:
                 values.update(phenotype_scores(features, self.held_out, self.phenotypes, config.eval_phenotypes))
         return values
 
-    def _state(self, step):
+    def _state(self, step, stopped_early=None):
         epoch, index = divmod(step, self.data.steps_per_epoch)
         return {
             "student": self.model.student_module.state_dict(),
@@ -254,6 +255,7 @@ class _Run:
             "config": self.config.to_dict(),
             "data_identity": self.identity,
             "held_out_subjects": [list(pair) for pair in self.held_out],
+            "stopped_early": stopped_early,
         }
 
     def _start_step(self):

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from semantoks.errors import SemantoksError
+from semantoks.model.config import ScheduleConfig
 from semantoks.model import (NetworkTokenizer, SelfDistillationModel, build_encoder, build_schedules,
                              slice_mask)
 
@@ -271,7 +272,7 @@ def test_unknown_preset_is_a_user_error():
 
 def test_schedules_endpoints_and_warmup():
     steps = 1000
-    s = build_schedules({"batch_size": 512, "warmup_fraction": 0.1, "min_lr": 1e-6}, steps)
+    s = build_schedules(ScheduleConfig(warmup_fraction=0.1, min_lr=1e-6), 512, steps)
     assert all(len(v) == steps for v in s.values())
     assert s["lr"][0] == 0.0 and s["lr"][100] == pytest.approx(7e-4 * 2)
     assert np.all(np.diff(s["lr"][:101]) > 0) and np.all(np.diff(s["lr"][100:]) <= 0)
@@ -283,14 +284,14 @@ def test_schedules_endpoints_and_warmup():
 
 def test_ttr_schedule_modes():
     steps = 1000
-    curriculum = build_schedules({"ttr_mode": "curriculum"}, steps)["ttr"]
+    curriculum = build_schedules(ScheduleConfig(ttr="curriculum"), 256, steps)["ttr"]
     assert curriculum[0] == pytest.approx(0.5)
     assert np.all(np.diff(curriculum[:50]) < 0) and curriculum[49] > 0
     assert np.all(curriculum[50:] == 0.0)
-    assert np.all(build_schedules({"ttr_mode": "off"}, steps)["ttr"] == 0.0)
-    assert np.all(build_schedules({"ttr_mode": "always"}, steps)["ttr"] == 0.5)
-    with pytest.raises(SemantoksError, match="ttr_mode"):
-        build_schedules({"ttr_mode": "sometimes"}, steps)
+    assert np.all(build_schedules(ScheduleConfig(ttr="off"), 256, steps)["ttr"] == 0.0)
+    assert np.all(build_schedules(ScheduleConfig(ttr="always"), 256, steps)["ttr"] == 0.5)
+    with pytest.raises(SemantoksError, match="ttr"):
+        ScheduleConfig(ttr="sometimes")
 
 
 def test_forward_backward_through_ddp_wrapped_student(tmp_path, monkeypatch):

@@ -23,7 +23,8 @@ from semantoks.model.data import (
     InMemoryBatches, Preprocessing, StreamingBatches, crop, prepare_scans, preprocess_scan, resample_to_tr,
     view_starts,
 )
-from semantoks.model.train import pretrain
+from semantoks.model.config import PretrainConfig
+from semantoks.model.train import pretrain, resolve_pretrain_config
 
 torch.set_num_threads(1)
 
@@ -133,7 +134,7 @@ def test_zscore_per_parcel_and_nan_parcels_masked():
     assert masked.parcel_valid.tolist() == [True, True, False, True, True, True]
     assert np.isfinite(masked.values).all() and (masked.values[:, 2] == 0).all()
     np.testing.assert_allclose(np.delete(masked.values, 2, axis=1), np.delete(clean.values, 2, axis=1), atol=1e-6)
-    filtered = preprocess_scan(with_nan, 1.5, Preprocessing())
+    filtered = preprocess_scan(with_nan, 1.5, Preprocessing(band_pass=(0.01, 0.1)))
     assert np.isfinite(filtered.values).all() and not filtered.parcel_valid[2]
 
 
@@ -245,11 +246,13 @@ def test_checkpoint_holds_models_config_and_data_identity(uninterrupted):
     assert identity["parcel_names"] == [label["name"] for label in toy_labels()]
     assert identity["parcel_networks"][:7] == ["Vis"] * 6 + ["SomMot"] and identity["networks"] == NETWORKS
     assert identity["strategy"] == STRATEGY
-    assert identity["preprocessing"] == {"model_tr": 2.0, "band_pass": [0.01, 0.1], "filter_order": 2,
+    assert identity["preprocessing"] == {"model_tr": 2.0, "band_pass": None, "filter_order": 2,
                                          "zscore": True, "window": 100, "patch_len": 20}
     saved = yaml_load(uninterrupted.parent / "config.yaml")
     assert saved == state["config"] and saved["model"]["dim"] == 32
-    assert load_checkpoint(uninterrupted.parent / "checkpoint.prev.pt")["step"] == 3
+    assert PretrainConfig.from_dict(state["config"]) == resolve_pretrain_config({**tiny_config(), "resume": "never"})
+    assert load_checkpoint(uninterrupted.parent / "state" / "checkpoint.prev.pt")["step"] == 3
+    assert load_checkpoint(uninterrupted.parent / "state" / "checkpoint.pt")["step"] == 6
     assert checkpoint_sha256(uninterrupted) == hashlib.sha256(uninterrupted.read_bytes()).hexdigest()
     encoder, loaded_identity = load_encoder(uninterrupted)
     assert loaded_identity == identity and not encoder.training
@@ -259,7 +262,7 @@ def test_checkpoint_holds_models_config_and_data_identity(uninterrupted):
     assert not torch.equal(student.blocks[0].attn.qkv.weight, encoder.blocks[0].attn.qkv.weight)
 
 
-def test_resume_after_n_steps_matches_2n_steps(toy_dataset, uninterrupted, tmp_path):
+def test_resume_after_n_steps_matches_2n_steps(toy_dataset, uninterrupted, tmp_path, caplog):
     config = tiny_config()
     first = pretrain({**config, "stop_at_step": 3}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
     assert load_checkpoint(first)["step"] == 3
@@ -268,29 +271,32 @@ def test_resume_after_n_steps_matches_2n_steps(toy_dataset, uninterrupted, tmp_p
     assert resumed["step"] == 6
     assert_same_parameters(resumed["student"], expected["student"])
     assert_same_parameters(resumed["teacher"], expected["teacher"])
-    steps = [int(line.split(",")[0]) for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
-    assert steps == [1, 2, 3, 4, 5, 6]
-    with pytest.raises(SemantoksError, match="different settings"):
-        pretrain({**config, "steps": 9}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    for folder in (tmp_path, tmp_path / "state"):
+        steps = [int(line.split(",")[0]) for line in (folder / "log.csv").read_text().splitlines()[1:]]
+        assert steps == [1, 2, 3, 4, 5, 6]
+    with caplog.at_level(logging.INFO):
+        raised = pretrain({**config, "steps": 9}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert load_checkpoint(raised)["step"] == 9 and "steps raised from 6 to 9" in caplog.text
+    assert not (tmp_path / "state.replaced").exists()
 
 
 def test_corrupt_checkpoint_falls_back_to_previous(toy_dataset, uninterrupted, tmp_path, caplog):
     config = tiny_config()
     pretrain({**config, "stop_at_step": 5}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
-    latest = tmp_path / "checkpoint.pt"
+    latest = tmp_path / "state" / "checkpoint.pt"
     latest.write_bytes(latest.read_bytes()[:5000])
     with pytest.raises(SemantoksError, match="checkpoint.pt"):
         load_checkpoint(latest)
     with caplog.at_level(logging.WARNING):
-        state, path = load_latest(tmp_path)
+        state, path = load_latest(tmp_path / "state")
     assert path.name == "checkpoint.prev.pt" and state["step"] == 3 and "unreadable" in caplog.text
     final = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
     assert_same_parameters(load_checkpoint(final)["student"], load_checkpoint(uninterrupted)["student"])
-    assert load_checkpoint(tmp_path / "checkpoint.prev.pt")["step"] == 3
-    assert (tmp_path / "checkpoint.corrupt.pt").stat().st_size == 5000
+    assert load_checkpoint(tmp_path / "state" / "checkpoint.prev.pt")["step"] == 3
+    assert (tmp_path / "state" / "checkpoint.corrupt.pt").stat().st_size == 5000
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
-        (tmp_path / name).write_bytes(b"not a checkpoint")
-    with pytest.raises(SemantoksError, match=re.escape(str(tmp_path))):
+        (tmp_path / "state" / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(SemantoksError, match=re.escape(str(tmp_path / "state"))):
         pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
 
 
@@ -355,7 +361,7 @@ def test_pretraining_learns_the_planted_coupling_pattern(tmp_path):
     # a short run learns best with the learning rate ramping up over all of it (warmup only)
     config = {"preset": "tiny", "model": {"dim": 32, "depth": 2, "heads": 2},
               "loss": {"head_hidden": 128, "out_dim": 16}, "steps": 800, "batch_size": 32,
-              "base_lr": 0.064, "warmup_fraction": 1.0, "momentum": 0.99, "momentum_end": 0.99,
+              "band_pass": [0.01, 0.1], "base_lr": 0.064, "warmup_fraction": 1.0, "momentum": 0.99, "momentum_end": 0.99,
               "checkpoint_every": 800, "log_every": 100, "seed": 0}
     checkpoint = pretrain(config, tmp_path / "data", ATLAS, ["pretrain"], tmp_path / "model")
     trained = embed_dataset(checkpoint, tmp_path / "data", ATLAS, ["probe"], tmp_path / "trained.parquet", n_crops=1)
@@ -367,3 +373,312 @@ def test_pretraining_learns_the_planted_coupling_pattern(tmp_path):
     random_accuracy = subject_readout_accuracy(random["embedding"], subjects)
     print(f"subject read-out accuracy: trained {trained_accuracy:.3f}, random init {random_accuracy:.3f}")
     assert trained_accuracy > random_accuracy + 0.15
+
+
+def read_log(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_every_loss_term_is_logged_on_every_row_with_alternate_masking(toy_dataset, tmp_path, caplog):
+    # mtm is computed on even steps only; a row holding just its last (odd) step read 0 forever
+    with caplog.at_level(logging.INFO, logger="semantoks.model.train"):
+        pretrain(tiny_config(log_every=2, mask_mode="alternate"), toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    rows = read_log(tmp_path / "log.csv")
+    assert rows["step"].tolist() == [2, 4, 6]
+    for term in ("total", "compression", "expansion", "mtm", "ttr"):
+        assert np.isfinite(rows[f"loss_{term}"]).all(), term
+    assert (rows["loss_mtm"] > 0).all()
+    progress = [line for line in caplog.messages if line.startswith("step ")]
+    assert len(progress) == 3 and progress[0].startswith("step 2/6 | loss total ")
+    assert all(word in progress[-1] for word in ("mtm", "ttr", "| lr ", "scans/s", "| ETA 0h00m00s"))
+
+
+def test_changed_data_or_settings_start_fresh_and_say_why(toy_dataset, tmp_path, caplog):
+    config = tiny_config()
+    out = tmp_path / "model"
+    pretrain({**config, "stop_at_step": 3}, toy_dataset, ATLAS, ["A", "B"], out)
+    raw, _ = simulate_scans(12, 2, n_frames=130)
+    rescrubbed = tmp_path / "rescrubbed"
+    write_dataset(rescrubbed, "A", raw[:8], strategy={**STRATEGY, "fd_threshold": 0.5})
+    write_dataset(rescrubbed, "B", raw[8:], strategy={**STRATEGY, "fd_threshold": 0.5})
+    with caplog.at_level(logging.WARNING):
+        final = pretrain(config, rescrubbed, ATLAS, ["A", "B"], out)
+    assert "starting fresh: the training state was made with different settings (data strategy)" in caplog.text
+    fresh = pretrain(config, rescrubbed, ATLAS, ["A", "B"], tmp_path / "fresh", resume=False)
+    assert_same_parameters(load_checkpoint(final)["teacher"], load_checkpoint(fresh)["teacher"], atol=0)
+    assert load_checkpoint(out / "state.replaced" / "checkpoint.pt")["step"] == 3
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        pretrain({**config, "stop_at_step": 2, "extra": {"loss": {"out_dim": 16}}}, rescrubbed, ATLAS, ["A"], out)
+    assert "different settings (loss.out_dim, data cohorts)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        pretrain({**config, "steps": 4}, rescrubbed, ATLAS, ["A"], out)
+    assert "starting fresh" in caplog.text and "loss.out_dim" in caplog.text
+
+
+def test_rerunning_a_finished_run_retrains_it_from_scratch(toy_dataset, uninterrupted, tmp_path, caplog):
+    config = tiny_config()
+    pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    with caplog.at_level(logging.WARNING):
+        again = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert "finished, published run with these settings" in caplog.text
+    assert read_log(tmp_path / "log.csv")["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert_same_parameters(load_checkpoint(again)["student"], load_checkpoint(uninterrupted)["student"])
+    # killed after its last checkpoint but before publishing it: the rerun publishes, it does not retrain
+    (tmp_path / "checkpoint.pt").unlink()
+    (tmp_path / "state" / "published.json").write_text('{"step": 3, "stopped_early": null}')
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        published = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert "starting fresh" not in caplog.text and "at step 6" in caplog.text
+    assert_same_parameters(load_checkpoint(published)["student"], load_checkpoint(uninterrupted)["student"])
+    caplog.clear()
+    pretrain({**config, "stop_at_step": 3}, toy_dataset, ATLAS, ["A", "B"], tmp_path / "never")
+    with caplog.at_level(logging.WARNING):
+        pretrain({**config, "resume": "never"}, toy_dataset, ATLAS, ["A", "B"], tmp_path / "never")
+    assert "starting fresh: pretrain resume is never" in caplog.text
+
+
+def test_max_minutes_stops_cleanly_with_a_checkpoint_and_a_rerun_continues(toy_dataset, uninterrupted, tmp_path,
+                                                                           caplog):
+    config = tiny_config()
+    with caplog.at_level(logging.WARNING):
+        stopped = pretrain({**config, "max_minutes": 1e-9}, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert load_checkpoint(stopped)["step"] == 1
+    assert load_checkpoint(stopped)["stopped_early"] == "the max_minutes budget of 1e-09 minutes was spent"
+    assert "stopped early at step 1 of 6 (the max_minutes budget of 1e-09 minutes was spent)" in caplog.text
+    assert json.loads((tmp_path / "state" / "published.json").read_text())["stopped_early"].startswith("the max")
+    final = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert_same_parameters(load_checkpoint(final)["teacher"], load_checkpoint(uninterrupted)["teacher"])
+    assert load_checkpoint(final)["stopped_early"] is None
+
+
+def test_health_and_reidentification_are_logged_and_held_out_subjects_never_train(toy_dataset, tmp_path,
+                                                                                  monkeypatch):
+    import sys
+    import types
+
+    from semantoks.model.data import open_pretraining_data
+
+    calls = []
+
+    def measure_health(encoder, initial_encoder, batch):
+        # stand-in for semantoks.model.health (written elsewhere): checks the call contract only
+        assert not encoder.training and not initial_encoder.training
+        assert batch["x"].shape == (8, 24, 100) and batch["parcel_valid"].dtype == torch.bool
+        assert batch["patch_valid"].shape == (8, 5)
+        calls.append(1)
+        drift = sum(float((a - b).abs().sum()) for a, b in zip(encoder.parameters(), initial_encoder.parameters()))
+        return {"stand_in_drift": drift}
+
+    monkeypatch.setitem(sys.modules, "semantoks.model.health", types.SimpleNamespace(measure_health=measure_health))
+    import shutil
+
+    import pandas as pd
+
+    from semantoks.phenotypes import phenotype_table_path, write_phenotypes
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_dataset, root)
+    rng = np.random.default_rng(0)
+    for cohort, n in (("A", 8), ("B", 4)):
+        frame = pd.DataFrame({"subject": [f"{cohort}{i:03d}" for i in range(n)], "age": rng.uniform(20, 60, n),
+                              "group": pd.Categorical(rng.choice(["x", "y"], n))})
+        write_phenotypes(frame, phenotype_table_path(root, cohort), {"age": "continuous", "group": "binary"})
+    config = tiny_config(log_every=2, health_every=3, eval_every=3, eval_subjects=4, batch_size=2,
+                         eval_phenotypes=["age", "group"])
+    with pytest.raises(SemantoksError, match="eval_phenotypes sex are not in the phenotype table"):
+        pretrain({**config, "eval_phenotypes": ["sex"]}, root, ATLAS, ["A", "B"], tmp_path / "model")
+    checkpoint = pretrain(config, root, ATLAS, ["A", "B"], tmp_path / "model")
+    rows = read_log(tmp_path / "model" / "log.csv").set_index("step")
+    assert rows.loc[[3, 6], "eval_age_ridge_r"].between(-1, 1).all()
+    assert rows.loc[[3, 6], "eval_group_knn_acc"].between(0, 1).all() and rows.loc[3, "eval_group_chance"] >= 0.5
+    assert rows.index.tolist() == [2, 3, 4, 6] and len(calls) == 2
+    assert rows.loc[3, "stand_in_drift"] > 0 and rows.loc[6, "stand_in_drift"] > rows.loc[3, "stand_in_drift"]
+    assert rows.loc[[3, 6], "eval_reid_top1"].between(0, 1).all() and rows.loc[3, "eval_reid_chance"] == 0.25
+    held_out = {tuple(pair) for pair in load_checkpoint(checkpoint)["held_out_subjects"]}
+    assert len(held_out) == 4
+    prep = Preprocessing()
+    for source in ("memory", "stream"):
+        data = open_pretraining_data(toy_dataset, ATLAS, ["A", "B"], prep, 2, 0, source=source,
+                                     exclude_subjects=held_out)
+        trained = ({(s.meta["cohort"], s.meta["subject"]) for s in data.scans} if source == "memory" else
+                   {data.keys[row][0:1] + (data.reader.index["subject"][row],) for shard in data.shards
+                    for row in shard})
+        assert len(trained) == 8 and not trained & held_out
+
+
+def test_health_without_its_module_is_a_one_line_error(toy_dataset, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "semantoks.model.health", None)
+    with pytest.raises(SemantoksError, match="set pretrain health_every 0"):
+        pretrain(tiny_config(health_every=2), toy_dataset, ATLAS, ["A", "B"], tmp_path)
+
+
+# The real pretrain rule under Snakemake, on the toy dataset: the rule file is included by a Snakefile
+# that defines only what the rule reads from common.smk (the rest of the DAG is not needed here).
+KILL_TEST_SNAKEFILE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {src!r})
+configfile: "config.yaml"
+ATLAS_ID = {atlas!r}
+PRETRAIN_COHORTS = ["A", "B"]
+PARTITION = "data/timeseries/atlas=" + ATLAS_ID + "/cohort={{cohort}}/part-0.parquet"
+MODEL_DIR = "model"
+CHECKPOINT = MODEL_DIR + "/checkpoint.pt"
+CODE_VERSION = "test"
+def dataset_root(wildcards, input):
+    return str(Path(input.partitions[0]).parents[3])
+include: {rule!r}
+"""
+KILL_TEST_STEPS = 40
+
+
+def snakemake_workdir(path, repo_root, strategy=STRATEGY, **pretrain_settings):
+    """A Snakemake working directory holding the toy dataset and a config with the schema's pretrain defaults."""
+    from semantoks.config import load_schema
+
+    raw, _ = simulate_scans(12, 2, n_frames=130)
+    write_dataset(path / "data", "A", raw[:8], strategy=strategy)
+    write_dataset(path / "data", "B", raw[8:], strategy=strategy)
+    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
+    settings = tiny_config(steps=KILL_TEST_STEPS, checkpoint_every=5, log_every=5, **pretrain_settings)
+    (path / "config.yaml").write_text(yaml_dump({"pretrain": {**defaults, **settings}}))
+    (path / "Snakefile").write_text(KILL_TEST_SNAKEFILE.format(
+        src=str(repo_root / "src"), atlas=ATLAS, rule=str(repo_root / "workflow" / "rules" / "pretrain.smk")))
+    return path
+
+
+def snakemake_command(workdir, *args):
+    import sys
+
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir),
+            "--cores", "2", *args, "model/checkpoint.pt"]
+
+
+def run_workflow(workdir, *args):
+    import subprocess
+
+    result = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def kill_after_second_checkpoint(workdir):
+    """Start Snakemake, SIGKILL its whole process group once the state folder holds two checkpoints."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    state = workdir / "model" / "state" / "checkpoint.pt"
+    previous = state.with_name("checkpoint.prev.pt")
+    process = subprocess.Popen(snakemake_command(workdir), start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not previous.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = load_checkpoint(state)["step"]
+    assert 10 <= killed_at < KILL_TEST_STEPS
+    assert not (workdir / "model" / "checkpoint.pt").exists()
+    return killed_at
+
+
+def yaml_dump(value):
+    import yaml
+
+    return yaml.safe_dump(value)
+
+
+@pytest.fixture(scope="module")
+def workflow_uninterrupted(tmp_path_factory, repo_root):
+    workdir = snakemake_workdir(tmp_path_factory.mktemp("uninterrupted_workflow"), repo_root)
+    run_workflow(workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_killed_pretrain_job_resumes_to_the_weights_of_an_uninterrupted_run(workflow_uninterrupted, repo_root,
+                                                                             tmp_path):
+    workdir = snakemake_workdir(tmp_path, repo_root)
+    killed_at = kill_after_second_checkpoint(workdir)
+    run_workflow(workdir, "--unlock")
+    run_workflow(workdir, "--rerun-incomplete")
+    resumed = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    expected = load_checkpoint(workflow_uninterrupted / "model" / "checkpoint.pt")
+    assert resumed["step"] == KILL_TEST_STEPS
+    assert_same_parameters(resumed["student"], expected["student"], atol=0)
+    assert_same_parameters(resumed["teacher"], expected["teacher"], atol=0)
+    assert f"state/checkpoint.pt at step {killed_at}" in (workdir / "model" / "pretrain.log").read_text()
+    steps = read_log(workdir / "model" / "log.csv")["step"].tolist()
+    assert steps == read_log(workflow_uninterrupted / "model" / "log.csv")["step"].tolist() == list(range(5, 41, 5))
+
+
+@pytest.mark.slow
+def test_pretrain_after_a_data_change_never_continues_the_old_model(workflow_uninterrupted, repo_root, tmp_path):
+    workdir = snakemake_workdir(tmp_path, repo_root)
+    killed_at = kill_after_second_checkpoint(workdir)
+    raw, _ = simulate_scans(12, 2, n_frames=130)
+    scrubbed = {**STRATEGY, "fd_threshold": 0.5}
+    write_dataset(workdir / "data", "A", raw[:8], strategy=scrubbed)
+    write_dataset(workdir / "data", "B", raw[8:], strategy=scrubbed)
+    run_workflow(workdir, "--unlock")
+    run_workflow(workdir, "--rerun-incomplete")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "starting fresh: the training state was made with different settings (data strategy)" in log_text
+    assert "resuming from" not in log_text
+    assert "step 5/40 | loss total" in log_text
+    final = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    assert final["data_identity"]["strategy"] == scrubbed and final["step"] == KILL_TEST_STEPS
+    old = load_checkpoint(workdir / "model" / "state.replaced" / "checkpoint.pt")
+    assert old["data_identity"]["strategy"] == STRATEGY and old["step"] == killed_at
+
+
+@pytest.mark.slow
+def test_forcerun_pretrain_retrains_from_scratch(workflow_uninterrupted, repo_root, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(workflow_uninterrupted, workdir, symlinks=True)
+    before = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    run_workflow(workdir, "--forcerun", "pretrain")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "starting fresh: the state holds a finished, published run" in log_text
+    assert "pretraining finished at step 40" in log_text and "step 5/40 | loss total" in log_text
+    after = load_checkpoint(workdir / "model" / "checkpoint.pt")
+    assert after["step"] == KILL_TEST_STEPS
+    assert_same_parameters(after["teacher"], before["teacher"], atol=0)
+
+
+def test_online_phenotype_scores_find_what_the_features_encode():
+    import pandas as pd
+
+    from semantoks.model.online_eval import phenotype_scores, reidentification_top1
+
+    rng = np.random.default_rng(0)
+    n = 30
+    subjects = [("A", f"s{i}") for i in range(n)]
+    age = rng.uniform(20, 60, n)
+    group = np.where(np.arange(n) % 2, "x", "y")
+    base = rng.standard_normal((n, 16))
+    base[:, 0] = (age - 40) / 5
+    base[:, 1] = np.where(group == "x", 6.0, -6.0)
+    crops = torch.from_numpy(np.concatenate([base, base + 0.01 * rng.standard_normal((n, 16))]))
+    phenotypes = pd.DataFrame({"cohort": "A", "subject": [s for _, s in subjects], "age": age, "group": group})
+    phenotypes.attrs["phenotype_types"] = {"age": "continuous", "group": "binary"}
+    scores = phenotype_scores(crops, subjects, phenotypes, ["age", "group"])
+    assert scores["eval_age_ridge_r"] > 0.8 and scores["eval_group_knn_acc"] == 1.0
+    assert scores["eval_group_chance"] == 0.5
+    shuffled = phenotypes.assign(age=rng.permutation(age), group=rng.permutation(group))
+    null = phenotype_scores(crops, subjects, shuffled, ["age", "group"])
+    assert null["eval_age_ridge_r"] < 0.5 and null["eval_group_knn_acc"] < 0.8
+    assert reidentification_top1(crops) == 1.0
+    assert reidentification_top1(torch.cat([crops[:n], crops[n:][rng.permutation(n)]])) < 0.2

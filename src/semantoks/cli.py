@@ -54,7 +54,12 @@ def _onboard(args):
 
 
 def _pretrain(args):
+    import logging
+
     from semantoks.model.train import pretrain
+
+    # torchrun workers: progress lines to stderr, which the rule appends to its log file
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     with open(args.spec) as handle:
         spec = json.load(handle)

@@ -94,7 +94,7 @@ def random_init_encoder(config, atlas_metadata, cohorts, seed, source):
     from semantoks.model.train import resolve_pretrain_config
 
     config = resolve_pretrain_config(config)
-    identity = data_identity(atlas_metadata, Preprocessing.from_config(config).identity(), cohorts, source)
+    identity = data_identity(atlas_metadata, config.data.identity(), cohorts, source)
     torch.manual_seed(seed)
     return build_encoder_from(config, identity), identity
 

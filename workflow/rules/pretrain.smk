@@ -1,7 +1,15 @@
 rule pretrain:
-    """Self-distilled network-token model; torchrun with one process per requested GPU."""
+    """Self-distilled network-token model; torchrun with one process per requested GPU.
+
+    Resumable state lives in {MODEL_DIR}/state (no output, so Snakemake never deletes it); the
+    outputs are the final checkpoint and log, copied there when training ends.
+    """
     input:
         partitions=[PARTITION.format(cohort=c) for c in PRETRAIN_COHORTS],
+        # online evaluation of phenotypes reads the dataset's phenotype tables
+        phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PRETRAIN_COHORTS]
+        if config["pretrain"]["eval_phenotypes"]
+        else [],
     output:
         checkpoint=CHECKPOINT,
         log_csv=f"{MODEL_DIR}/log.csv",
@@ -22,5 +30,6 @@ rule pretrain:
     resources:
         mem_mb=8000,
         gpu=config["pretrain"]["gpus"],
+        runtime=config["pretrain"]["runtime"],
     script:
         "../scripts/pretrain.py"

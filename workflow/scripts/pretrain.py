@@ -1,6 +1,5 @@
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from semantoks.atomic import write_json
@@ -9,9 +8,8 @@ from semantoks.model.train import pretrain
 from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake) as log:
-    settings = dict(snakemake.params.pretrain)
     spec = {
-        "cfg": settings,
+        "cfg": dict(snakemake.params.pretrain),
         "dataset_root": snakemake.params.dataset,
         "atlas_id": snakemake.params.atlas_id,
         "cohorts": list(snakemake.params.cohorts),
@@ -26,6 +24,8 @@ with rule_script(snakemake) as log:
         write_json(spec_path, spec)
         command = ["torchrun", "--standalone", f"--nproc_per_node={gpus}", "-m", "semantoks", "pretrain", "--spec", str(spec_path)]
         log.info("launching %s", " ".join(command))
-        subprocess.run(command, check=True, stdout=sys.stderr)
+        # the workers' progress lines go to the rule's log file too
+        with open(snakemake.log[0], "a") as log_file:
+            subprocess.run(command, check=True, stdout=log_file, stderr=subprocess.STDOUT)
     else:
         pretrain(**spec)

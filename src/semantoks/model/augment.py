@@ -14,14 +14,6 @@ class Augmentations:
     noise_std: float = 0.10
     scale_range: tuple = (0.8, 1.2)
 
-    @classmethod
-    def from_config(cls, cfg):
-        cfg = cfg or {}
-        return cls(parcel_drop=float(cfg.get("parcel_drop", cls.parcel_drop)),
-                   time_block=float(cfg.get("time_block", cls.time_block)),
-                   noise_std=float(cfg.get("noise_std", cls.noise_std)),
-                   scale_range=tuple(float(v) for v in cfg.get("scale_range", cls.scale_range)))
-
 
 def augment_views(views, parcel_valid, patch_valid, augmentations, generator):
     """views [V, B, P, T] -> augmented copy; padded frames and invalid parcels stay exactly zero.

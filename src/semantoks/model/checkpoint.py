@@ -102,11 +102,14 @@ def parcel_network_ids(data_identity):
 
 
 def build_encoder_from(config, data_identity):
-    """A freshly initialised encoder of the architecture named in a resolved pretraining config."""
+    """A freshly initialised encoder of a PretrainConfig (or a checkpoint's saved `config` dict)."""
+    from semantoks.model.config import PretrainConfig
     from semantoks.model.presets import build_encoder
 
+    if not isinstance(config, PretrainConfig):
+        config = PretrainConfig.from_dict(config)
     prep = data_identity["preprocessing"]
-    return build_encoder(config["model"], parcel_network_ids(data_identity), len(data_identity["networks"]),
+    return build_encoder(config.model, parcel_network_ids(data_identity), len(data_identity["networks"]),
                          prep["window"], prep["patch_len"])
 
 
@@ -115,7 +118,10 @@ def load_encoder(path, which="teacher", map_location="cpu"):
     if which not in ("teacher", "student"):
         raise ValueError(f"which must be 'teacher' or 'student', got {which!r}")
     state = load_checkpoint(path, map_location)
-    encoder = build_encoder_from(state["config"], state["data_identity"])
+    try:
+        encoder = build_encoder_from(state["config"], state["data_identity"])
+    except SemantoksError as error:
+        raise SemantoksError(f"{path}: {error}") from None
     encoder.load_state_dict(_encoder_weights(state[which], encoder.state_dict().keys(), path, which))
     encoder.eval().requires_grad_(False)
     return encoder, state["data_identity"]

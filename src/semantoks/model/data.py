@@ -25,7 +25,8 @@ class Preprocessing:
     """What every scan goes through before windowing; part of a checkpoint's data identity."""
 
     model_tr: float = 2.0
-    band_pass: tuple | None = (0.01, 0.1)
+    # None: band-passing belongs to the censor-aware denoising step, before gaps are closed
+    band_pass: tuple | None = None
     zscore: bool = True
     window: int = 100
     patch_len: int = 20
@@ -227,7 +228,7 @@ class StreamingBatches:
     """
 
     def __init__(self, root, atlas_id, cohorts, prep, batch_size, seed, rank=0, world_size=1,
-                 streams_per_rank=1, shuffle_buffer=256, dtype=np.float32):
+                 streams_per_rank=1, shuffle_buffer=256, dtype=np.float32, exclude_subjects=()):
         from semantoks.dataset import ScanReader
 
         self.reader = ScanReader(root, atlas_id, cohorts)
@@ -235,7 +236,9 @@ class StreamingBatches:
         self.rank, self.world_size, self.streams_per_rank = rank, world_size, max(1, streams_per_rank)
         self.shuffle_buffer = shuffle_buffer
         index = self.reader.index
-        usable = [is_usable(n, tr, prep) for n, tr in zip(index["n_frames"], index["tr"])]
+        excluded = set(exclude_subjects)
+        usable = [is_usable(n, tr, prep) and (cohort, subject) not in excluded
+                  for n, tr, cohort, subject in zip(index["n_frames"], index["tr"], index["cohort"], index["subject"])]
         self.keys = list(zip(index["cohort"], index["scan_id"]))
         self.shards = [rows[np.asarray(usable)[rows]] for rows in _row_group_rows(self.reader)]
         self.shards = [rows for rows in self.shards if len(rows)]
@@ -339,8 +342,12 @@ def _row_group_rows(reader):
 
 
 def open_pretraining_data(root, atlas_id, cohorts, prep, batch_size, seed, rank=0, world_size=1, source="auto",
-                          streams_per_rank=1, shuffle_buffer=256, memory_limit_gb=4.0, cache_dtype="float32"):
-    """InMemoryBatches for cohorts that fit in `memory_limit_gb` (source auto), else StreamingBatches."""
+                          streams_per_rank=1, shuffle_buffer=256, memory_limit_gb=4.0, cache_dtype="float32",
+                          exclude_subjects=()):
+    """InMemoryBatches for cohorts that fit in `memory_limit_gb` (source auto), else StreamingBatches.
+
+    exclude_subjects: (cohort, subject) pairs held out of training (online evaluation).
+    """
     from semantoks.dataset import iter_scans, read_atlas_metadata, scan_index
 
     dtype = np.dtype(cache_dtype)
@@ -351,8 +358,11 @@ def open_pretraining_data(root, atlas_id, cohorts, prep, batch_size, seed, rank=
         source = "memory" if frames * n_parcels * dtype.itemsize <= memory_limit_gb * 2**30 else "stream"
     if source == "stream":
         return StreamingBatches(root, atlas_id, cohorts, prep, batch_size, seed, rank, world_size,
-                                streams_per_rank, shuffle_buffer, dtype)
+                                streams_per_rank, shuffle_buffer, dtype, exclude_subjects)
     if source != "memory":
         raise SemantoksError(f"pretrain config: data_source {source!r} is unknown; use auto, memory or stream.")
-    scans = prepare_scans(scan_records(iter_scans(root, atlas_id, cohorts)), prep, dtype)
+    excluded = set(exclude_subjects)
+    records = (record for record in scan_records(iter_scans(root, atlas_id, cohorts))
+               if (record[2]["cohort"], record[2]["subject"]) not in excluded)
+    scans = prepare_scans(records, prep, dtype)
     return InMemoryBatches(scans, prep, batch_size, seed, rank, world_size)

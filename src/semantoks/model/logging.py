@@ -1,7 +1,8 @@
-"""Training logs on rank 0: log.csv (rewritten atomically), optional TensorBoard, a tqdm bar."""
+"""Training logs on rank 0: log.csv (rewritten atomically), optional TensorBoard, a tqdm bar on a terminal."""
 
 import csv
 import io
+import sys
 import time
 from pathlib import Path
 
@@ -23,8 +24,9 @@ class TrainingLog:
         self.rows = self._previous_rows(start_step) if enabled else []
         self.last_flush = time.monotonic()
         self.writer = _tensorboard(Path(out_dir) / "tensorboard") if enabled else None
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not enabled, dynamic_ncols=True,
-                        desc="pretrain", unit="step")
+        # progress lines go to the log (progress_line); the bar is only for a person watching a terminal
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not (enabled and sys.stderr.isatty()),
+                        dynamic_ncols=True, desc="pretrain", unit="step")
 
     def _previous_rows(self, start_step):
         if not self.path.is_file() or start_step == 0:
@@ -41,7 +43,7 @@ class TrainingLog:
             for key, value in values.items():
                 if key not in ("step", "epoch") and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, values["step"])
-        shown = {k: f"{v:.4g}" for k, v in values.items() if k in ("loss", "lr", "scans_per_s")}
+        shown = {k: f"{v:.4g}" for k, v in values.items() if k in ("loss_total", "lr", "scans_per_s")}
         self.bar.set_postfix(shown, refresh=False)
         if time.monotonic() - self.last_flush > self.flush_seconds:
             self.flush()
@@ -69,6 +71,19 @@ class TrainingLog:
         self.bar.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def progress_line(row, total_steps, eta_seconds):
+    """One log line: step, every loss term, lr, scans/s and the time left, e.g. for a scheduler's log file."""
+    losses = " ".join(f"{key.removeprefix('loss_')} {value:.4g}" for key, value in row.items()
+                      if key.startswith("loss_"))
+    minutes, seconds = divmod(int(round(eta_seconds)), 60)
+    # health and online-evaluation columns, when this row has them
+    extra = " ".join(f"{key} {value:.4g}" for key, value in row.items()
+                     if key not in FIXED_FIELDS and not key.startswith("loss_"))
+    line = (f"step {row['step']}/{total_steps} | loss {losses} | lr {row['lr']:.3g} | "
+            f"{row['scans_per_s']:.1f} scans/s | ETA {minutes // 60:d}h{minutes % 60:02d}m{seconds:02d}s")
+    return f"{line} | {extra}" if extra else line
 
 
 def _tensorboard(log_dir):

@@ -5,33 +5,13 @@ import copy
 import torch
 from torch import nn
 
-from semantoks.errors import SemantoksError
 from semantoks.model.heads import ProjectionHead
 from semantoks.model.losses import CodingRateLoss, masked_token_loss, temporal_regularizer_loss
 from semantoks.model.masking import sample_mask_ratios, slice_mask
-from semantoks.model.presets import build_encoder, resolve_encoder_config
-
-LOSS_DEFAULTS = {
-    "out_dim": 128,
-    "head_hidden": 2048,
-    "separate_patch_head": False,
-    "eps": 0.05,
-    "expansion_weight": 1.0,
-    "gather_distributed": True,
-    "mask_ratio_min": 0.65,
-    "mask_ratio_max": 0.85,
-}
+from semantoks.model.config import LossConfig
+from semantoks.model.presets import as_encoder_config, build_encoder
 
 NO_DECAY_NAMES = ("cls_token", "mask_token", "network_embedding")
-
-
-def resolve_loss_config(loss_cfg):
-    config = {**LOSS_DEFAULTS, **(loss_cfg or {})}
-    unknown = set(config) - set(LOSS_DEFAULTS)
-    if unknown:
-        raise SemantoksError(f"config.yaml: unknown model loss keys {sorted(unknown)}; "
-                             f"use only {', '.join(LOSS_DEFAULTS)}.")
-    return config
 
 
 class DistillationNetwork(nn.Module):
@@ -79,18 +59,18 @@ class SelfDistillationModel(nn.Module):
     is a frozen deep copy, always in eval mode, updated only by `update_teacher`.
     """
 
-    def __init__(self, encoder_cfg, loss_cfg, parcel_network, n_networks):
+    def __init__(self, encoder_cfg, loss_cfg, parcel_network, n_networks, window=None, patch_len=None):
         super().__init__()
-        self.encoder_config = resolve_encoder_config(encoder_cfg)
-        self.loss_config = resolve_loss_config(loss_cfg)
-        encoder = build_encoder(self.encoder_config, parcel_network, n_networks)
-        self.student = DistillationNetwork(encoder, self.loss_config["out_dim"], self.loss_config["head_hidden"],
-                                           self.loss_config["separate_patch_head"])
+        self.encoder_config = as_encoder_config(encoder_cfg)
+        self.loss_config = loss_cfg if isinstance(loss_cfg, LossConfig) else LossConfig(**dict(loss_cfg or {}))
+        encoder = build_encoder(encoder_cfg, parcel_network, n_networks, window, patch_len)
+        self.student = DistillationNetwork(encoder, self.loss_config.out_dim, self.loss_config.head_hidden,
+                                           self.loss_config.separate_patch_head)
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.cls_loss = CodingRateLoss(self.loss_config["eps"], self.loss_config["expansion_weight"],
-                                       self.loss_config["gather_distributed"])
+        self.cls_loss = CodingRateLoss(self.loss_config.eps, self.loss_config.expansion_weight,
+                                       self.loss_config.gather_distributed)
 
     @property
     def student_module(self):
@@ -123,8 +103,8 @@ class SelfDistillationModel(nn.Module):
             teacher = self.teacher(x, parcel_valid, patch_valid)
         token_valid = teacher["token_valid"]
         if apply_mask:
-            ratios = sample_mask_ratios(token_valid.shape[0], generator, self.loss_config["mask_ratio_min"],
-                                        self.loss_config["mask_ratio_max"])
+            ratios = sample_mask_ratios(token_valid.shape[0], generator, self.loss_config.mask_ratio_min,
+                                        self.loss_config.mask_ratio_max)
             encoder = self.student_module.encoder
             token_mask = slice_mask(token_valid, encoder.n_networks, token_valid.shape[1] // encoder.n_networks,
                                     ratios.to(token_valid.device), generator)

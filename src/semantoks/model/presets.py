@@ -1,54 +1,36 @@
-"""Encoder size presets and `build_encoder`."""
+"""`build_encoder`: a NetworkTokenEncoder from a preset name, an EncoderConfig or a dict of overrides."""
 
-from semantoks.errors import SemantoksError
+import dataclasses
+
 from semantoks.model.backbone import NetworkTokenEncoder
+from semantoks.model.config import PRESETS, EncoderConfig, encoder_config
+from semantoks.model.data import Preprocessing
 
-ENCODER_DEFAULTS = {
-    "mlp_ratio": 4.0,
-    "layerscale_init": 0.1,
-    "drop_path": 0.0,
-    "short_kernel": 3,
-    "long_kernels": (5, 9, 15),
-    "window": 100,
-    "patch_len": 20,
-}
-
-PRESETS = {
-    "tiny": {"dim": 64, "depth": 2, "heads": 4},
-    "small": {"dim": 384, "depth": 6, "heads": 6, "drop_path": 0.1},
-    "base": {"dim": 768, "depth": 8, "heads": 12, "drop_path": 0.1},
-}
+__all__ = ["PRESETS", "build_encoder", "as_encoder_config", "resolve_encoder_config"]
 
 
-def resolve_encoder_config(preset_or_dict, window=None, patch_len=None):
-    """Full encoder config: a preset name, or a dict with an optional `preset` plus overrides."""
-    config = {"preset": preset_or_dict} if isinstance(preset_or_dict, str) else dict(preset_or_dict)
-    name = config.pop("preset", None)
-    if name is not None and name not in PRESETS:
-        raise SemantoksError(f"config.yaml: unknown model preset '{name}'; use one of {', '.join(PRESETS)}.")
-    resolved = {**ENCODER_DEFAULTS, **PRESETS.get(name, {}), **config}
-    if window is not None:
-        resolved["window"] = int(window)
-    if patch_len is not None:
-        resolved["patch_len"] = int(patch_len)
-    unknown = set(resolved) - set(ENCODER_DEFAULTS) - {"dim", "depth", "heads"}
-    missing = {"dim", "depth", "heads"} - set(resolved)
-    if unknown or missing:
-        raise SemantoksError(f"config.yaml: model encoder keys {sorted(unknown)} are unknown and {sorted(missing)} "
-                             f"are missing; name a preset ({', '.join(PRESETS)}) or give dim, depth and heads.")
-    if resolved["window"] % resolved["patch_len"]:
-        raise SemantoksError(f"config.yaml: model window {resolved['window']} is not a multiple of patch length "
-                             f"{resolved['patch_len']}; choose a window that the patch length divides.")
-    if resolved["dim"] % resolved["heads"]:
-        raise SemantoksError(f"config.yaml: model dim {resolved['dim']} is not divisible by heads "
-                             f"{resolved['heads']}; change one of them.")
-    resolved["long_kernels"] = list(resolved["long_kernels"])
-    return {"preset": name, **resolved}
+def as_encoder_config(value):
+    """EncoderConfig from a preset name, an EncoderConfig, or a dict (optional `preset` plus overrides)."""
+    if isinstance(value, EncoderConfig):
+        return value
+    if value is None or isinstance(value, str):
+        return encoder_config(value or "tiny")
+    overrides = {k: v for k, v in dict(value).items() if k not in ("preset", "window", "patch_len")}
+    return encoder_config(dict(value).get("preset") or "tiny", overrides)
 
 
-def build_encoder(preset_or_dict, parcel_network, n_networks, window=None, patch_len=None):
-    """NetworkTokenEncoder from a preset name or (resolved) config dict; window/patch_len override it."""
-    config = resolve_encoder_config(preset_or_dict, window, patch_len)
-    config.pop("preset")
-    config["long_kernels"] = tuple(config["long_kernels"])
-    return NetworkTokenEncoder(parcel_network, n_networks, **config)
+def resolve_encoder_config(value, window=None, patch_len=None):
+    """The encoder settings as a plain dict with window and patch_len (for scripts and benchmarks)."""
+    data = Preprocessing(window=int(window or Preprocessing.window), patch_len=int(patch_len or Preprocessing.patch_len))
+    preset = value if isinstance(value, str) else (dict(value).get("preset") if isinstance(value, dict) else None)
+    return {"preset": preset, **dataclasses.asdict(as_encoder_config(value)), "window": data.window,
+            "patch_len": data.patch_len}
+
+
+def build_encoder(value, parcel_network, n_networks, window=None, patch_len=None):
+    """NetworkTokenEncoder of `value` (see as_encoder_config); window/patch_len default to a dict's own or 100/20."""
+    given = dict(value) if isinstance(value, dict) else {}
+    data = Preprocessing(window=int(window or given.get("window") or Preprocessing.window),
+                         patch_len=int(patch_len or given.get("patch_len") or Preprocessing.patch_len))
+    settings = dataclasses.asdict(as_encoder_config(value))
+    return NetworkTokenEncoder(parcel_network, n_networks, window=data.window, patch_len=data.patch_len, **settings)

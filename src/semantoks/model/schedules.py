@@ -6,24 +6,6 @@ import numpy as np
 
 from semantoks.errors import SemantoksError
 
-TTR_MODES = ("curriculum", "off", "always")
-
-SCHEDULE_DEFAULTS = {
-    "batch_size": 256,
-    "base_lr": 7e-4,
-    "min_lr": 1e-6,
-    "warmup_fraction": 0.1,
-    "weight_decay": 0.05,
-    "weight_decay_end": 0.3,
-    "momentum": 0.99,
-    "momentum_end": 1.0,
-    "ttr_weight": 0.5,
-    "ttr_mode": "curriculum",
-    "ttr_fraction": 0.05,
-    "mtm_weight": 1.0,
-}
-
-
 def cosine_schedule(start, end, total_steps, warmup_steps=0, warmup_start=0.0):
     """Linear warmup from warmup_start to start, then half-cosine from start to end (last step = end)."""
     warmup_steps = min(int(warmup_steps), int(total_steps))
@@ -46,26 +28,22 @@ def ttr_schedule(weight, mode, fraction, total_steps):
     return np.concatenate([curriculum, np.zeros(total_steps - decay_steps)])
 
 
-def build_schedules(cfg, total_steps):
+def build_schedules(schedule, batch_size, total_steps):
     """dict(lr, weight_decay, momentum, ttr, mtm) -> float64 arrays of length total_steps.
 
-    Peak lr = base_lr * batch_size / 256 (batch_size = global batch), reached after the warmup
-    fraction, then cosine to min_lr; weight decay and teacher momentum follow a cosine without
-    warmup. Unknown keys in cfg are ignored so the trainer can pass its whole section.
+    `schedule` is a ScheduleConfig; `batch_size` the global batch. Peak lr = base_lr * batch_size / 256,
+    reached after the warm-up fraction, then cosine to min_lr; weight decay and teacher momentum
+    follow a cosine without warm-up.
     """
-    settings = {**SCHEDULE_DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in SCHEDULE_DEFAULTS}}
-    if settings["ttr_mode"] not in TTR_MODES:
-        raise SemantoksError(f"config.yaml: ttr_mode '{settings['ttr_mode']}' is not one of "
-                             f"{', '.join(TTR_MODES)}; pick one of them.")
     total_steps = int(total_steps)
     if total_steps < 1:
-        raise SemantoksError("config.yaml: the training run has no steps; raise the number of epochs or steps.")
-    peak_lr = settings["base_lr"] * settings["batch_size"] / 256.0
-    warmup_steps = int(round(settings["warmup_fraction"] * total_steps))
+        raise SemantoksError("config.yaml: the training run has no steps; raise pretrain steps.")
+    peak_lr = schedule.base_lr * batch_size / 256.0
+    warmup_steps = int(round(schedule.warmup_fraction * total_steps))
     return {
-        "lr": cosine_schedule(peak_lr, settings["min_lr"], total_steps, warmup_steps),
-        "weight_decay": cosine_schedule(settings["weight_decay"], settings["weight_decay_end"], total_steps),
-        "momentum": cosine_schedule(settings["momentum"], settings["momentum_end"], total_steps),
-        "ttr": ttr_schedule(settings["ttr_weight"], settings["ttr_mode"], settings["ttr_fraction"], total_steps),
-        "mtm": np.full(total_steps, float(settings["mtm_weight"])),
+        "lr": cosine_schedule(peak_lr, schedule.min_lr, total_steps, warmup_steps),
+        "weight_decay": cosine_schedule(schedule.weight_decay, schedule.weight_decay_end, total_steps),
+        "momentum": cosine_schedule(schedule.momentum, schedule.momentum_end, total_steps),
+        "ttr": ttr_schedule(schedule.ttr_weight, schedule.ttr, schedule.ttr_fraction, total_steps),
+        "mtm": np.full(total_steps, float(schedule.mtm_weight)),
     }

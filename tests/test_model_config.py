@@ -1,0 +1,98 @@
+"""The one typed pretraining config: presets as diffs, flat and nested keys, round trip, user errors."""
+
+import dataclasses
+
+import pytest
+
+from semantoks.errors import SemantoksError
+from semantoks.model.config import PRESETS, EncoderConfig, PretrainConfig, known_keys, resolve
+from semantoks.model.train import resolve_pretrain_config
+
+
+def test_presets_are_small_diffs_of_the_tiny_defaults():
+    tiny, small = resolve({"preset": "tiny"}), resolve({"preset": "small"})
+    assert tiny.model == EncoderConfig()
+    differing = {f.name for f in dataclasses.fields(EncoderConfig)
+                 if getattr(tiny.model, f.name) != getattr(small.model, f.name)}
+    assert differing == set(PRESETS["small"]) == {"dim", "depth", "heads", "drop_path"}
+    assert dataclasses.replace(small, model=tiny.model, preset="tiny") == tiny
+
+
+def test_section_keys_land_in_their_groups_and_extra_is_merged():
+    config = resolve_pretrain_config({
+        "enabled": True, "cohorts": None, "gpus": 0, "runtime": 60, "preset": "small", "steps": 50,
+        "band_pass": [0.01, 0.1], "model": {"depth": 3}, "loss": {"out_dim": 16},
+        "extra": {"base_lr": 1e-3, "ttr": "off", "augment": {"noise_std": 0.0}},
+    })
+    assert config.steps == 50 and config.model.depth == 3 and config.model.dim == 384
+    assert config.data.band_pass == (0.01, 0.1) and config.schedule.base_lr == 1e-3
+    assert config.schedule.ttr == "off" and config.loss.out_dim == 16 and config.augment.noise_std == 0.0
+
+
+def test_defaults_leave_band_passing_to_denoising():
+    assert resolve({}).data.band_pass is None
+
+
+def test_saved_config_rebuilds_the_same_config():
+    config = resolve({"preset": "base", "band_pass": [0.01, 0.08], "extra": {"augment": {"scale_range": [0.9, 1.1]}}})
+    saved = config.to_dict()
+    assert saved["data"]["band_pass"] == [0.01, 0.08] and saved["model"]["long_kernels"] == [5, 9, 15]
+    assert PretrainConfig.from_dict(saved) == config
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"extra": {"bse_lr": 1.0}}, "unknown pretrain setting(s) bse_lr"),
+    ({"model": {"dimm": 8}}, "unknown pretrain model setting(s) dimm"),
+    ({"loss": {"outdim": 8}}, "unknown pretrain loss setting(s) outdim"),
+    ({"augment": {"noise": 0.1}}, "unknown pretrain augment setting(s) noise"),
+    ({"extra": {"schedule": {}}}, "unknown pretrain setting(s) schedule"),
+    ({"preset": "huge"}, "unknown model preset 'huge'"),
+    ({"model": {"dim": 30, "heads": 4}}, "dim 30 is not divisible by heads 4"),
+    ({"window": 90}, "window 90 is not a multiple of patch_len 20"),
+    ({"extra": {"mask_mode": "often"}}, "mask_mode 'often'"),
+    ({"ttr": "sometimes"}, "ttr 'sometimes'"),
+    ({"resume": "maybe"}, "resume 'maybe'"),
+    ({"eval_every": 10}, "need held-out subjects and a cadence"),
+    ({"eval_subjects": 8, "eval_phenotypes": ["age"]}, "need held-out subjects and a cadence"),
+])
+def test_bad_settings_are_one_line_user_errors(section, message):
+    with pytest.raises(SemantoksError) as error:
+        resolve_pretrain_config(section)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_every_schema_key_is_known_to_the_trainer():
+    from semantoks.config import load_schema
+
+    schema = load_schema("config")
+    assert set(schema["properties"]["pretrain"]["properties"]) <= known_keys()
+
+
+def test_pretrain_examples_in_docs_are_valid_configs(repo_root):
+    import re
+
+    import yaml
+
+    from semantoks.config import validate_config
+
+    text = (repo_root / "docs" / "model.md").read_text()
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    assert len(blocks) == 2
+    for block in blocks:
+        config = validate_config({**block, "cohorts": {"demo": {"source": "simulated"}}})
+        resolved = resolve_pretrain_config(config["pretrain"])
+        for key, value in block["pretrain"].items():
+            assert (config["pretrain"] if key == "runtime" else resolved.to_dict())[key] == value
+
+
+def test_a_checkpoint_config_of_another_version_is_a_user_error(tmp_path):
+    import torch
+
+    from semantoks.model.checkpoint import load_encoder
+
+    path = tmp_path / "checkpoint.pt"
+    old_style = {"preset": "tiny", "model": {"preset": "tiny", "dim": 64, "window": 100}, "band_pass": [0.01, 0.1]}
+    torch.save({"student": {}, "teacher": {}, "step": 1, "config": old_style, "data_identity": {
+        "networks": ["A"], "parcel_networks": ["A"], "preprocessing": {"window": 100, "patch_len": 20}}}, path)
+    with pytest.raises(SemantoksError, match=f"{path}: the saved pretraining config does not match this version"):
+        load_encoder(path)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import torch
 
 from semantoks.atomic import atomic_path
+from semantoks.model.backbone import scan_features
 from semantoks.model.checkpoint import (
     build_encoder_from, check_identity, checkpoint_sha256, data_identity, load_encoder,
 )
@@ -48,10 +49,7 @@ class NetworkTokenScanEncoder:
 
     @torch.no_grad()
     def embed(self, batch):
-        out = self.encoder(batch["x"], batch["parcel_valid"], batch["patch_valid"])
-        weights = out["token_valid"].to(out["tokens"].dtype)[..., None]
-        mean_tokens = (out["tokens"] * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        return torch.cat([out["cls"], mean_tokens], dim=-1).float()
+        return scan_features(self.encoder(batch["x"], batch["parcel_valid"], batch["patch_valid"]))
 
 
 def embed_scans(scan_encoder, records, n_crops=8, batch_size=64):

@@ -9,6 +9,7 @@ _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
 from semantoks.config import config_hash, source_hash, validate_config
+from semantoks.probes.fusion import feature_files, probed_feature_sets
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
@@ -38,11 +39,9 @@ PRETRAIN_COHORTS = config["pretrain"]["cohorts"] or COHORTS
 PROBE_COHORTS = config["probe"]["cohorts"] or COHORTS
 # continuous phenotypes with bins also get a <name>_binned job
 PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
-FEATURE_SETS = [
-    name
-    for name in config["probe"]["feature_sets"]
-    if config["pretrain"]["enabled"] or name not in ("model", "random_init")
-]
+FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"])
+# fused sets (model+network_fc) are built in the probe from these files
+FEATURE_FILES = feature_files(FEATURE_SETS)
 
 
 wildcard_constraints:

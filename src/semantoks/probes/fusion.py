@@ -19,7 +19,7 @@ PROBE_FEATURE_SETS = FILE_FEATURE_SETS + tuple(FUSED_FEATURE_SETS)
 
 def components(name):
     """The file-level feature sets a probed set is made of (itself when it is not fused)."""
-    if name not in PROBE_FEATURE_SETS:
+    if "+" in name and name not in FUSED_FEATURE_SETS:
         raise SemantoksError(
             f"config.yaml: probe.feature_sets names {name!r}; use any of {', '.join(PROBE_FEATURE_SETS)}."
         )

@@ -5,7 +5,7 @@ configured denoising preset (z-scored parcels), and probes diagnosis, sex, age a
 project's probes on: per-network dynamics (lag-1 autocorrelation, slow-power fraction; what a tokenizer
 that sees each network's time course can pick up), network-level FC, and both fused.
 
-    python benchmarks/simulated_effects.py --out /tmp/simulated_effects [--n-subjects 48] [--strategy scrubbing]
+    python benchmarks/simulated_effects.py --out /tmp/simulated_effects [--n-subjects 48] [--strategy scrubbing] [--override motion=full]
 """
 
 import argparse
@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strategy", default="scrubbing")
     parser.add_argument("--low-pass", type=float, default=None, help="also band-pass below this frequency (Hz)")
+    parser.add_argument("--override", action="append", default=[], help="denoising key=value, e.g. motion=full")
     parser.add_argument("--n-repeats", type=int, default=10)
     args = parser.parse_args()
     atlas = load_atlas(AtlasSpec(n_parcels=100, n_networks=7), os.environ.get("TEMPLATEFLOW_HOME"))
@@ -44,12 +45,14 @@ def main():
         plan = plan_cohort(n_subjects=args.n_subjects, seed=args.seed)
     else:
         plan = simulate_cohort(root, atlas.image, atlas.labels, n_subjects=args.n_subjects, seed=args.seed)
-    overrides = {"low_pass": args.low_pass} if args.low_pass else {}
+    overrides = dict(item.split("=", 1) for item in args.override)
+    if args.low_pass:
+        overrides["low_pass"] = args.low_pass
     strategy = resolve_strategy(args.strategy, overrides)
     scans, dynamics = [], []
     for run in plan.runs:
         paths = derivative_paths(root, run)
-        out = args.out / f"timeseries_{args.strategy}_{args.low_pass}" / f"{run.scan_id}.parquet"
+        out = args.out / f"timeseries_{args.strategy}_{args.low_pass}_{'_'.join(args.override)}" / f"{run.scan_id}.parquet"
         record = parcellate_run(paths["bold"], paths["mask"], paths["confounds"], atlas.image, atlas.labels, strategy,
                                 out, out.with_suffix(".json"), "Schaefer100x7", "MNI152NLin2009cAsym", "sim",
                                 sidecar_path=paths["sidecar"])
@@ -75,8 +78,7 @@ def main():
             rows.append({"phenotype": name, "metric": metric, "feature_set": feature_set,
                          "mean": round(summary["mean"], 3), "sd": round(summary["sd"], 3), "p_shuffled": summary["p_value"]})
     table = pd.DataFrame(rows)
-    print(f"{len(scans)} scans, {len(plan.subjects)} subjects, strategy {args.strategy}"
-          + (f" + low-pass {args.low_pass} Hz" if args.low_pass else ""))
+    print(f"{len(scans)} scans, {len(plan.subjects)} subjects, strategy {args.strategy} {overrides}")
     print(table.to_string(index=False))
     table.to_csv(args.out / "simulated_effects.tsv", sep="\t", index=False)
     (args.out / "settings.json").write_text(json.dumps(vars(args), default=str))

@@ -6,6 +6,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from semantoks.config import validate_config
 from semantoks.errors import SemantoksError
 from semantoks.probes import probe_phenotype, run_probes
 from semantoks.probes.estimators import SplitBasis
@@ -135,3 +136,12 @@ def test_run_probes_writes_the_paired_table(tmp_path):
     table = pd.read_csv(tmp_path / "paired.tsv", sep="\t", na_values=["n/a"])
     assert list(table.columns) == PAIRED_COLUMNS
     assert set(zip(table["a"], table["b"])) == {("model", "network_fc")} and len(table) == 3
+
+
+def test_the_documented_fused_set_config_validates_and_probes_the_fused_set(repo_root):
+    text = (repo_root / "docs" / "probes.md").read_text()
+    snippet = yaml.safe_load(text.split("```yaml")[1].split("```")[0])
+    config = validate_config({"cohorts": {"demo": {"source": "simulated"}}, **snippet}, source="docs/probes.md")
+    names = config["probe"]["feature_sets"]
+    assert "model+network_fc" in probed_feature_sets(names, pretrain_enabled=True)
+    assert feature_files(names) == ["model", "random_init", "fc", "network_fc"]

@@ -20,7 +20,6 @@ from semantoks.probes.estimators import (
 from semantoks.probes.features import align_feature_sets
 from semantoks.probes.fusion import add_fused_sets
 from semantoks.probes.labels import expand_phenotype_specs, subject_key, subject_labels, unusable_reason
-from semantoks.probes.paired import paired_comparisons
 from semantoks.probes.metrics import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
@@ -28,6 +27,7 @@ from semantoks.probes.metrics import (
     classification_metrics,
     regression_metrics,
 )
+from semantoks.probes.paired import paired_comparisons
 from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
 

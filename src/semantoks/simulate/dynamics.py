@@ -7,7 +7,9 @@ bridged) and the share of its 0.01-0.1 Hz periodogram power below the band's geo
 
 import numpy as np
 
-BAND_HZ = (0.01, 0.10)
+from semantoks.simulate.params import SimulationParams
+
+BAND_HZ = SimulationParams().band_hz
 
 
 def network_dynamics(series, parcel_network, tr, frames=None, networks=None):
@@ -35,7 +37,7 @@ def network_dynamics(series, parcel_network, tr, frames=None, networks=None):
 
 
 def slow_fraction(x, tr, band_hz=BAND_HZ):
-    """Share of the band's periodogram power below its geometric centre."""
+    """Share of the band's periodogram power below its geometric centre (censoring gaps closed, as the model sees them)."""
     freqs = np.fft.rfftfreq(len(x), d=tr)
     power = np.abs(np.fft.rfft(x - x.mean())) ** 2
     in_band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])

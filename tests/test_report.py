@@ -1,4 +1,5 @@
 import base64
+import json
 import re
 from types import SimpleNamespace
 
@@ -154,3 +155,25 @@ def test_report_imports_without_torch():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_report_states_which_paired_differences_are_significant(report_inputs):
+    page = build_report(**report_inputs).read_text()
+    section = page.split("<h3>Paired comparisons</h3>")[1].split("<h2>")[0]
+    # fc carries the signal and noise does not: the paired test says so in words
+    assert re.search(r"fc beats noise on group \(balanced accuracy [\d.]+ vs [\d.]+, corrected p = [\d.]+\)", section)
+    assert "noise vs fc" in section and "Nadeau-Bengio" in section
+
+
+def test_report_says_when_no_paired_difference_is_significant(report_inputs):
+    records = [json.loads(path.read_text()) for path in report_inputs["phenotype_jsons"]]
+    for record in records:
+        for row in record.get("paired", []):
+            row["p_corrected"] = 0.5
+    paths = []
+    for record in records:
+        path = report_inputs["out_html"].parent.parent / f"{record['phenotype']}.json"
+        path.write_text(json.dumps(record))
+        paths.append(path)
+    page = build_report(**{**report_inputs, "phenotype_jsons": paths}).read_text()
+    assert "No difference between feature sets is significant at p &lt; 0.05." in page

@@ -20,7 +20,11 @@ from semantoks.simulate import (
     simulate_cohort,
     simulate_run,
 )
+from semantoks.confounds import resolve_strategy
+from semantoks.parcellate import parcellate_run
+from semantoks.simulate.dynamics import network_dynamics
 from semantoks.simulate.grid import build_grid, latent_network
+from semantoks.simulate.signals import band_limited
 
 TEMPLATE = "tpl-MNI152NLin2009cAsym"
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
@@ -131,6 +135,11 @@ def test_participants_and_descriptions(cohort):
     truth = json.loads(paths["ground_truth"].read_text())
     assert [s["participant_id"] for s in truth["subjects"]] == list(table["participant_id"])
     assert truth["networks"] == list(NETWORKS)
+    assert list(table["score"]) == [s.score for s in plan.subjects]
+    assert [s["spectral_exponent"]["Default"] for s in truth["subjects"]] == [
+        round(s.exponent[NETWORKS.index("Default")], 4) for s in plan.subjects]
+    kinds = {(e["phenotype"], e["kind"]) for e in truth["effects"]}
+    assert {("diagnosis", "spectral_exponent"), ("age", "spectral_exponent"), ("score", "spectral_exponent")} <= kinds
 
 
 def test_confounds_use_fmriprep_names_and_ranges(cohort, shared_data):
@@ -249,6 +258,74 @@ def test_phenotype_effects_are_planted_in_the_coupling():
     assert vis_amplitude[females].mean() / vis_amplitude[~females].mean() > 1.2
     for subject in plan.subjects:
         assert np.all(np.linalg.eigvalsh(np.array(subject.coupling)) > 0)
+
+
+def test_spectral_exponents_are_planted_per_network():
+    plan = plan_cohort()
+    params = plan.params
+    salience, vis, default = (NETWORKS.index(n) for n in ("SalVentAttn", "Vis", "Default"))
+    exponent = np.array([s.exponent for s in plan.subjects])
+    patients = np.array([s.diagnosis == "patient" for s in plan.subjects])
+    difference = exponent[patients, salience].mean() - exponent[~patients, salience].mean()
+    assert difference == pytest.approx(params.patient_salventattn_exponent, abs=0.25)
+    ages = np.array([s.age for s in plan.subjects])
+    scores = np.array([s.score for s in plan.subjects])
+    assert np.corrcoef(ages, exponent[:, vis])[0, 1] < -0.8
+    assert np.corrcoef(scores, exponent[:, default])[0, 1] > 0.9
+    # score is its own phenotype: independent of the others by construction
+    assert abs(np.corrcoef(scores, ages)[0, 1]) < 0.3
+
+
+def test_a_positive_exponent_slows_a_series_and_zero_keeps_the_flat_band():
+    draw = lambda exponent: band_limited(np.random.default_rng(0), 400, 50, 2.0, 0.01, 0.1, exponent=exponent)
+    flat = band_limited(np.random.default_rng(0), 400, 50, 2.0, 0.01, 0.1)
+    np.testing.assert_allclose(draw(np.zeros(50)), flat)
+    lag1 = {e: np.mean([np.corrcoef(x[:-1], x[1:])[0, 1] for x in draw(np.full(50, e)).T]) for e in (-1.0, 0.0, 1.5)}
+    assert lag1[-1.0] + 0.15 < lag1[0.0] < lag1[1.5] - 0.15
+
+
+@pytest.fixture(scope="module")
+def denoised_dynamics(atlas, tmp_path_factory):
+    """Per-subject network lag-1 autocorrelations after the workflow's default denoising (z-scored parcels)."""
+    root = tmp_path_factory.mktemp("dynamics")
+    image, labels = atlas
+    networks = labels["network"].tolist()
+    plan = simulate_cohort(root, image, labels, n_subjects=24, seed=2, resolution_mm=6, n_volumes=(150, 200))
+    strategy = resolve_strategy("scrubbing")
+    rows = []
+    for run in plan.runs:
+        paths = derivative_paths(root, run)
+        out = root / "timeseries" / f"{run.scan_id}.parquet"
+        record = parcellate_run(paths["bold"], paths["mask"], paths["confounds"], image, labels, strategy, out,
+                                out.with_suffix(".json"), "Schaefer100x7", "MNI152NLin2009cAsym", "sim",
+                                sidecar_path=paths["sidecar"])
+        if not record["included"]:
+            continue
+        table = pd.read_parquet(out)
+        measured = network_dynamics(table.drop(columns="frame").to_numpy(), networks, run.tr, table["frame"].to_numpy())
+        rows.append({"subject": run.subject, **{network: values[0] for network, values in measured.items()}})
+    lag1 = pd.DataFrame(rows).groupby("subject").mean()
+    subjects = pd.DataFrame([{"subject": s.label, "age": s.age, "score": s.score, "patient": s.diagnosis == "patient"}
+                             for s in plan.subjects]).set_index("subject")
+    return lag1.join(subjects, how="inner")
+
+
+def _cohens_d(values, group):
+    a, b = values[group], values[~group]
+    return (a.mean() - b.mean()) / np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+
+
+def test_planted_dynamics_effects_survive_denoising_and_z_scoring(denoised_dynamics):
+    table = denoised_dynamics
+    assert len(table) >= 20
+    patients = table["patient"].to_numpy()
+    # seed 0, 48 subjects: d 2.2, r -0.73 and 0.73 (docs/simulated_cohort.md); margins for 24 subjects
+    assert _cohens_d(table["SalVentAttn"].to_numpy(), patients) > 1.0
+    assert np.corrcoef(table["age"], table["Vis"])[0, 1] < -0.45
+    assert np.corrcoef(table["score"], table["Default"])[0, 1] > 0.45
+    # each effect sits in its own network
+    assert abs(_cohens_d(table["Default"].to_numpy(), patients)) < 1.0
+    assert abs(np.corrcoef(table["score"], table["Vis"])[0, 1]) < 0.45
 
 
 def test_same_seed_gives_identical_files_and_another_seed_differs(atlas, tmp_path):

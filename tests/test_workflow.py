@@ -162,6 +162,24 @@ def test_raw_bids_cohort_dry_run_shows_one_fmriprep_job_per_subject(repo_root, t
     assert counts == {"fmriprep_subject": "2", "parcellate_run": "2"}
 
 
+@pytest.mark.slow
+def test_paired_table_compares_the_model_with_its_random_init_control(demo_run):
+    paired = pd.read_csv(demo_run / "probes" / "paired.tsv", sep="\t", na_values=["n/a"])
+    row = paired.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and a == 'model' and b == 'random_init'")
+    assert len(row) == 1 and row.iloc[0]["n_splits"] == 5 and 0 <= row.iloc[0]["p_corrected"] <= 1
+    assert "Paired comparisons" in (demo_run / "report" / "report.html").read_text()
+
+
+def test_fused_feature_set_reads_its_parts_and_writes_no_file_of_its_own(repo_root, templateflow_home, tmp_path):
+    probe = {**DEMO_CONFIG["probe"], "feature_sets": ["network_fc", "model+network_fc"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**DEMO_CONFIG, "probe": probe}))
+    jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
+    assert counts.get("embed") == "1" and counts.get("connectivity_features") == "1"
+    assert "features/model.parquet" in jobs and "features/network_fc.parquet" in jobs
+    assert "features/model+network_fc" not in jobs
+
+
 def test_misspelled_config_key_stops_the_workflow_with_one_clear_line(repo_root, templateflow_home, tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**DEMO_CONFIG, "atlas": {"n_parcel": 200}}))
     result = run_snakemake(tmp_path, repo_root, templateflow_home, "-n", check=False)

@@ -13,6 +13,7 @@ from semantoks.cohorts.roi_import import find_roi_scans
 from semantoks.cohorts.roi_parcellation import check_mixed_sources, parcellation_id
 from semantoks.config import config_hash, source_hash, workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
+from semantoks.probes.fusion import feature_files, probed_feature_sets
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
@@ -46,11 +47,9 @@ PRETRAIN_COHORTS = config["pretrain"]["cohorts"] or COHORTS
 PROBE_COHORTS = config["probe"]["cohorts"] or COHORTS
 # continuous phenotypes with bins also get a <name>_binned job
 PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
-FEATURE_SETS = [
-    name
-    for name in config["probe"]["feature_sets"]
-    if config["pretrain"]["enabled"] or name not in ("model", "random_init")
-]
+FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"])
+# fused sets (model+network_fc) are built in the probe from these files
+FEATURE_FILES = feature_files(FEATURE_SETS)
 
 
 wildcard_constraints:

@@ -1,7 +1,7 @@
 rule probe_phenotype:
     """Linear probes of one phenotype on every feature set, on the same subject-grouped splits."""
     input:
-        features=expand(FEATURES, feature_set=FEATURE_SETS),
+        features=expand(FEATURES, feature_set=FEATURE_FILES),
         phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PROBE_COHORTS],
         partitions=[PARTITION.format(cohort=c) for c in PROBE_COHORTS],
     output:
@@ -9,6 +9,7 @@ rule probe_phenotype:
     params:
         probe=config["probe"],
         feature_sets=FEATURE_SETS,
+        feature_files=FEATURE_FILES,
         dataset=dataset_root,
         cohorts=PROBE_COHORTS,
         types=lambda wildcards: {
@@ -31,11 +32,12 @@ rule probe_phenotype:
 
 
 rule probe_summary:
-    """One table of every probe: feature set x phenotype x metric with shuffled-label controls."""
+    """One table of every probe (feature set x phenotype x metric, shuffled-label controls), one of paired tests."""
     input:
         expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES),
     output:
-        f"{R}/probes/summary.tsv",
+        summary=f"{R}/probes/summary.tsv",
+        paired=f"{R}/probes/paired.tsv",
     params:
         code=CODE_VERSION,
     log:

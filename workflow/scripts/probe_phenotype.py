@@ -7,7 +7,7 @@ with rule_script(snakemake):
     phenotypes = load_phenotypes(snakemake.params.dataset, list(snakemake.params.cohorts))
     specs = expand_phenotype_specs(settings["phenotypes"], snakemake.params.types)
     probe_phenotype(
-        load_feature_sets(dict(zip(snakemake.params.feature_sets, snakemake.input.features))),
+        load_feature_sets(dict(zip(snakemake.params.feature_files, snakemake.input.features))),
         phenotypes,
         snakemake.wildcards.phenotype,
         specs[snakemake.wildcards.phenotype],
@@ -19,4 +19,5 @@ with rule_script(snakemake):
         min_subjects=settings["min_subjects"],
         out_json=snakemake.output[0],
         n_threads=snakemake.threads,
+        probed=list(snakemake.params.feature_sets),
     )

@@ -2,4 +2,4 @@ from semantoks.probes import summarise
 from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake):
-    summarise(list(snakemake.input), snakemake.output[0])
+    summarise(list(snakemake.input), snakemake.output.summary, snakemake.output.paired)

@@ -25,12 +25,18 @@ LOGISTIC_CS = tuple(np.logspace(-4, 1, 6))
 
 
 class SplitBasis:
-    """Standardisation and thin SVD of one split's training features; projects any rows onto the basis."""
+    """Standardisation and thin SVD of one split's training features; projects any rows onto the basis.
 
-    def __init__(self, X_train):
+    `blocks` (column widths of a fused set, in order) further divides each block's standardised
+    columns by sqrt(its width), so every block carries the same total variance.
+    """
+
+    def __init__(self, X_train, blocks=None):
         self.mean = X_train.mean(axis=0)
         scale = X_train.std(axis=0)
         self.scale = np.where(scale > 0, scale, 1.0)
+        if blocks is not None:
+            self.scale = self.scale * np.repeat(np.sqrt(np.asarray(blocks, dtype=np.float64)), blocks)
         centred = (X_train - self.mean) / self.scale
         # eigh of the smaller Gram matrix is several times faster than an SVD of the wide matrix
         self.wide = centred.shape[0] <= centred.shape[1]

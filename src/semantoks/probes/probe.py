@@ -18,6 +18,7 @@ from semantoks.probes.estimators import (
     select_logistic_C,
 )
 from semantoks.probes.features import align_feature_sets
+from semantoks.probes.fusion import add_fused_sets
 from semantoks.probes.labels import expand_phenotype_specs, subject_key, subject_labels, unusable_reason
 from semantoks.probes.metrics import (
     CLASSIFICATION_METRICS,
@@ -26,6 +27,7 @@ from semantoks.probes.metrics import (
     classification_metrics,
     regression_metrics,
 )
+from semantoks.probes.paired import paired_comparisons
 from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
 
@@ -48,15 +50,19 @@ def probe_phenotype(
     min_subjects=10,
     out_json=None,
     n_threads=1,
+    probed=None,
 ):
     """Probe one phenotype (a resolved spec from `expand_phenotype_specs`) with every feature set.
 
-    Returns the per-phenotype record and writes it to `out_json` when given. `n_threads` caps BLAS
-    threads: the matrices are small, and multithreaded BLAS on busy cores runs many times slower.
+    `feature_sets` holds file-level sets; `probed` names the sets to probe, fused ones (`model+network_fc`)
+    included (default: every given set). Returns the per-phenotype record, with paired comparisons
+    against the baselines, and writes it to `out_json` when given. `n_threads` caps BLAS threads: the
+    matrices are small, and multithreaded BLAS on busy cores runs many times slower.
     """
     if not feature_sets:
         raise SemantoksError("config.yaml: probe.feature_sets is empty; name at least one feature set to probe.")
     aligned, dropped = align_feature_sets(feature_sets)
+    aligned, blocks = add_fused_sets(aligned, list(probed or feature_sets))
     meta = next(iter(aligned.values()))[0]
     labels = subject_labels(phenotypes, name, spec, meta)
     record = {
@@ -83,16 +89,18 @@ def probe_phenotype(
     reason = unusable_reason(labels, inner_folds, min_subjects)
     if reason is None:
         with threadpool_limits(limits=n_threads, user_api="blas"):
-            record.update(_probe(aligned, labels, record["settings"]))
+            record.update(_probe(aligned, blocks, labels, record["settings"]))
         record.update(status="ok", reason="")
+        record["paired"] = paired_comparisons(record)
     else:
         record.update(status="skipped", reason=reason, n_scans=0, splits=[], feature_sets={n: {} for n in aligned})
+        record["paired"] = []
     if out_json is not None:
         write_json(out_json, record)
     return record
 
 
-def _probe(aligned, labels, settings):
+def _probe(aligned, blocks, labels, settings):
     meta = next(iter(aligned.values()))[0]
     position = {key: i for i, key in enumerate(labels.subjects)}
     scan_keys = [subject_key(c, s) for c, s in zip(meta["cohort"].astype(str), meta["subject"].astype(str))]
@@ -111,7 +119,9 @@ def _probe(aligned, labels, settings):
     scan_level = scan_splits(scan_subject, splits)
     results = {}
     for feature_set, (_, X) in aligned.items():
-        results[feature_set] = _probe_feature_set(X[rows], scan_subject, labels, scan_level, label_columns, settings)
+        results[feature_set] = _probe_feature_set(
+            X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set)
+        )
     return {
         "n_scans": int(len(rows)),
         "splits": [
@@ -128,10 +138,10 @@ def _shuffled_label_columns(values, n_permutations, seed):
     return np.stack(columns, axis=1)
 
 
-def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings):
+def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings, blocks=None):
     per_repeat, hyperparameters = [], []
     for repeat, (train, test) in enumerate(scan_level):
-        basis = SplitBasis(X[train])
+        basis = SplitBasis(X[train], blocks)
         Y = label_columns[scan_subject[train]]
         if labels.is_classification:
             folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat)
@@ -220,8 +230,10 @@ def run_probes(
     inner_folds=5,
     min_subjects=10,
     n_threads=1,
+    probed=None,
 ):
-    """Probe every phenotype in `phenotype_specs` (config form); writes `<phenotype>.json` and `summary.tsv`."""
+    """Probe every phenotype in `phenotype_specs` (config form); writes `<phenotype>.json`, `summary.tsv`
+    and `paired.tsv`."""
     out_dir = Path(out_dir)
     json_paths = []
     for name, spec in expand_phenotype_specs(phenotype_specs, phenotypes.attrs.get("phenotype_types")).items():
@@ -239,6 +251,7 @@ def run_probes(
             min_subjects=min_subjects,
             out_json=path,
             n_threads=n_threads,
+            probed=probed,
         )
         json_paths.append(path)
-    return summarise(json_paths, out_dir / "summary.tsv")
+    return summarise(json_paths, out_dir / "summary.tsv", out_dir / "paired.tsv")

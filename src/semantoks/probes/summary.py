@@ -1,4 +1,5 @@
-"""The probes' summary table: one row per feature set, phenotype and metric, from the per-phenotype JSONs."""
+"""The probes' summary tables from the per-phenotype JSONs: one row per feature set, phenotype and metric
+(summary.tsv), and one per paired comparison of two feature sets on the same splits (paired.tsv)."""
 
 import json
 
@@ -6,6 +7,7 @@ import pandas as pd
 
 from semantoks.atomic import write_table_tsv
 from semantoks.errors import SemantoksError
+from semantoks.probes.paired import PAIRED_COLUMNS
 
 SUMMARY_COLUMNS = [
     "feature_set",
@@ -58,10 +60,18 @@ def read_probe_record(path):
         raise SemantoksError(f"{path}: cannot be read as a probe result ({error}); re-run the probe for it.") from None
 
 
-def summarise(json_paths, out_tsv=None):
-    """Collect per-phenotype JSONs into the summary table; writes it to `out_tsv` when given."""
-    rows = [row for path in json_paths for row in summary_rows(read_probe_record(path))]
-    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+def summarise(json_paths, out_tsv=None, paired_tsv=None):
+    """Collect per-phenotype JSONs into the summary table (returned; written to `out_tsv` when given)
+    and the paired-comparison table (written to `paired_tsv` when given)."""
+    records = [read_probe_record(path) for path in json_paths]
+    table = pd.DataFrame([row for record in records for row in summary_rows(record)], columns=SUMMARY_COLUMNS)
     if out_tsv is not None:
         write_table_tsv(out_tsv, table)
+    if paired_tsv is not None:
+        write_table_tsv(paired_tsv, paired_table(records))
     return table
+
+
+def paired_table(records):
+    """The paired comparisons of every record as one table (PAIRED_COLUMNS)."""
+    return pd.DataFrame([row for record in records for row in record.get("paired", [])], columns=PAIRED_COLUMNS)

@@ -42,6 +42,7 @@ def build_report(
         "probe_figure": _probe_figure(records),
         "summary_table": _summary_table(summary),
         "skipped_table": _skipped_table(summary),
+        "paired_section": _paired_section(records),
         "loss_section": _loss_section(log_csv),
         "health_section": _health_section(log_csv),
         "qc_section": _qc_section(_read_manifest(manifest)),
@@ -143,6 +144,55 @@ def _metric_cell(by_metric, metric, is_best):
         f'<td class="num{" best" if is_best else ""}">{_number(row["mean"])} ± {_number(row["sd"])}'
         f'<br><span class="sub">shuffled {_number(row["shuffled_mean"])} · p {_number(row["p_value"])}</span></td>'
     )
+
+
+def _paired_section(records, alpha=0.05):
+    """The paired comparisons on each phenotype's primary metric: a table, and in words which differences hold."""
+    rows, sentences = [], []
+    for record in records:
+        if record["status"] != "ok" or not record.get("paired"):
+            continue
+        metric = figures.PRIMARY_METRIC[record["type"]]
+        label = figures.METRIC_LABELS[metric]
+        for row in (r for r in record["paired"] if r["metric"] == metric):
+            significant = row["p_corrected"] is not None and row["p_corrected"] < alpha
+            rows.append(
+                f"<tr><td>{html.escape(record['phenotype'])}</td><td>{html.escape(row['a'])} vs "
+                f"{html.escape(row['b'])}</td><td class='num'>{_number(row['mean_a'])}</td>"
+                f"<td class='num'>{_number(row['mean_b'])}</td>"
+                f"<td class='num{' best' if significant else ''}'>{_signed(row['mean_diff'])} ± {_number(row['sd_diff'])}</td>"
+                f"<td class='num'>{_number(row['t'])}</td><td class='num'>{_number(row['p_corrected'])}</td>"
+                f"<td class='num'>{row['n_splits']}</td></tr>"
+            )
+            if significant:
+                better, worse = (row["a"], row["b"]) if row["mean_diff"] > 0 else (row["b"], row["a"])
+                high, low = sorted((row["mean_a"], row["mean_b"]), reverse=True)
+                sentences.append(
+                    f"{better} beats {worse} on {record['phenotype']} ({label} {_number(high)} vs {_number(low)}, "
+                    f"corrected p = {_number(row['p_corrected'])})."
+                )
+    if not rows:
+        return ""
+    verdict = " ".join(sentences) or f"No difference between feature sets is significant at p < {alpha:g}."
+    head = (
+        "<tr><th>phenotype</th><th>a vs b</th><th>mean a</th><th>mean b</th><th>a − b (± SD over splits)</th>"
+        "<th>t</th><th>p</th><th>splits</th></tr>"
+    )
+    note = (
+        "Each feature set against each baseline on the same splits, on the phenotype's primary metric "
+        "(every metric: probes/paired.tsv). t: Nadeau-Bengio corrected resampled t-test, variance "
+        "(1/J + n_test/n_train)·s² over J splits, Student t with J − 1 df, two-sided; "
+        f"bold: p < {alpha:g}."
+    )
+    return (
+        f"<h3>Paired comparisons</h3><p>{html.escape(verdict)}</p><table>{head}{''.join(rows)}</table>"
+        f"<p class='meta'>{html.escape(note)}</p>"
+    )
+
+
+def _signed(value):
+    text = _number(value)
+    return text if text.startswith("-") or text == "–" else f"+{text}"
 
 
 def _skipped_table(summary):

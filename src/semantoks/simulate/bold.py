@@ -63,7 +63,8 @@ def simulate_run_data(plan, subject, run, grid, anatomy):
     scale = max(1.0, anatomy.motion_scale) if run.heavy_motion else anatomy.motion_scale
     motion = simulate_motion(rng, n_time, tr, run.heavy_motion, params, scale)
     fd = framewise_displacement(motion)
-    latents = signals.network_latents(rng, n_time, tr, subject.coupling, subject.amplitude, params.band_hz)
+    latents = signals.network_latents(
+        rng, n_time, tr, subject.coupling, subject.amplitude, params.band_hz, subject.exponent)
     parcels = signals.parcel_signals(rng, latents, anatomy.loadings, grid.parcel_latent, tr, params)
     physio = signals.physiological_sources(rng, n_time, tr, params)
     drift_weights = _drift_weights(rng, grid, params.drift_percent)

@@ -16,6 +16,7 @@ PARTICIPANT_COLUMNS = {
     "age": {"Description": "Age at scan.", "Units": "years"},
     "sex": {"Description": "Sex.", "Levels": {"M": "male", "F": "female"}},
     "diagnosis": {"Description": "Simulated diagnostic group.", "Levels": {"control": "control", "patient": "patient"}},
+    "score": {"Description": "Simulated continuous score (standard normal) carried only by Default-network dynamics."},
     "site": {"Description": "Simulated acquisition site (A: TR 2.0 s, no sessions; B: TR 1.5 s, sessions).",
              "Levels": {"A": "site A", "B": "site B"}},
 }
@@ -27,6 +28,7 @@ def participants_frame(plan):
         "age": [s.age for s in plan.subjects],
         "sex": [s.sex for s in plan.subjects],
         "diagnosis": [s.diagnosis for s in plan.subjects],
+        "score": [s.score for s in plan.subjects],
         "site": [s.site for s in plan.subjects],
     })
 
@@ -60,7 +62,8 @@ def write_cohort_files(plan, out_root):
 
 
 def ground_truth(plan, out_root=None):
-    """The planted model: networks, base coupling, phenotype effects, per-subject coupling and amplitudes."""
+    """The planted model: networks, base coupling, phenotype effects, per-subject coupling, amplitudes and
+    spectral exponents."""
     params = plan.params
     return {
         "generator": GENERATOR,
@@ -79,6 +82,12 @@ def ground_truth(plan, out_root=None):
              "factor": params.female_vis_amplitude},
             {"phenotype": "age", "kind": "coupling", "networks": ["DorsAttn", "Default"],
              "slope_per_year": params.age_dorsattn_default_slope, "centre_years": params.age_centre},
+            {"phenotype": "diagnosis", "level": "patient", "kind": "spectral_exponent", "networks": ["SalVentAttn"],
+             "delta": params.patient_salventattn_exponent},
+            {"phenotype": "age", "kind": "spectral_exponent", "networks": ["Vis"],
+             "slope_per_year": params.age_vis_exponent_slope, "centre_years": params.age_centre},
+            {"phenotype": "score", "kind": "spectral_exponent", "networks": ["Default"],
+             "slope_per_unit": params.score_default_exponent},
         ],
         "params": params.as_dict(),
         "subjects": [_subject_truth(plan, subject, out_root) for subject in plan.subjects],
@@ -98,11 +107,13 @@ def _subject_truth(plan, subject, out_root):
         "age": subject.age,
         "sex": subject.sex,
         "diagnosis": subject.diagnosis,
+        "score": subject.score,
         "site": subject.site,
         "heavy_motion": subject.heavy_motion,
         "expected_coupling": _rounded(subject.expected_coupling),
         "coupling": _rounded(subject.coupling),
         "amplitude": dict(zip(plan.networks, (round(a, 4) for a in subject.amplitude))),
+        "spectral_exponent": dict(zip(plan.networks, (round(e, 4) for e in subject.exponent))),
         "runs": runs,
     }
 

@@ -52,6 +52,11 @@ class SimulationParams:
     age_dorsattn_default_slope: float = 0.006
     age_centre: float = 44.0
     age_range: tuple = (18.0, 70.0)
+    # planted dynamics effects: slope of each network latent's power spectrum inside the band
+    exponent_jitter_sd: float = 0.3
+    patient_salventattn_exponent: float = 1.5
+    age_vis_exponent_slope: float = -0.04
+    score_default_exponent: float = 1.0
     # anatomy and scanner
     baseline: tuple = (("cortex", 540.0), ("wm", 590.0), ("csf", 660.0))
     bias_field_sd: float = 0.05

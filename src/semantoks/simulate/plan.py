@@ -12,8 +12,8 @@ TASK = "rest"
 DIAGNOSES = ("control", "patient")
 SEXES = ("M", "F")
 SITES = ("A", "B")
-# stream ids keep the random draws of plan, subject, anatomy and run independent of each other
-PLAN_STREAM, SUBJECT_STREAM, RUN_STREAM, ANATOMY_STREAM = 0, 1, 2, 3
+# stream ids keep the random draws of plan, subject, anatomy, run and dynamics independent of each other
+PLAN_STREAM, SUBJECT_STREAM, RUN_STREAM, ANATOMY_STREAM, DYNAMICS_STREAM = 0, 1, 2, 3, 4
 
 
 def rng_for(seed, *keys):
@@ -46,18 +46,20 @@ class RunPlan:
 
 @dataclasses.dataclass(frozen=True)
 class SubjectPlan:
-    """One participant: phenotypes and the network coupling and amplitudes planted in their data."""
+    """One participant: phenotypes and the network coupling, amplitudes and spectral exponents planted in their data."""
 
     label: str
     number: int
     age: float
     sex: str
     diagnosis: str
+    score: float
     site: str
     heavy_motion: bool
     expected_coupling: tuple
     coupling: tuple
     amplitude: tuple
+    exponent: tuple
 
     @property
     def participant_id(self):
@@ -113,14 +115,16 @@ def plan_cohort(n_subjects=48, seed=0, resolution_mm=6.0, n_volumes=None, params
     phenotypes = _phenotypes(n_subjects, seed, params)
     width = max(2, len(str(n_subjects)))
     subjects, runs = [], []
-    for number, (age, sex, diagnosis, site, heavy) in enumerate(phenotypes, start=1):
+    for number, (age, sex, diagnosis, site, heavy, score) in enumerate(phenotypes, start=1):
         label = f"{number:0{width}d}"
         rng = rng_for(seed, SUBJECT_STREAM, number)
         expected = expected_coupling(base, age, diagnosis, params)
         coupling = _jittered_coupling(expected, rng, params.coupling_jitter_sd)
         amplitude = _amplitudes(sex, diagnosis, rng, params)
-        subjects.append(SubjectPlan(
-            label, number, age, sex, diagnosis, site, heavy, _as_tuple(expected), _as_tuple(coupling), tuple(amplitude)))
+        jitter = rng_for(seed, DYNAMICS_STREAM, number).normal(0.0, params.exponent_jitter_sd, size=len(NETWORKS))
+        exponent = tuple(float(v) for v in expected_exponent(age, diagnosis, score, params) + jitter)
+        subjects.append(SubjectPlan(label, number, age, sex, diagnosis, score, site, heavy, _as_tuple(expected),
+                                    _as_tuple(coupling), tuple(amplitude), exponent))
         runs.extend(_subject_runs(label, site, heavy, rng, params))
     return CohortPlan(int(seed), float(resolution_mm), params, NETWORKS, _as_tuple(base), tuple(subjects), tuple(runs))
 
@@ -143,6 +147,16 @@ def expected_coupling(base, age, diagnosis, params):
     return matrix
 
 
+def expected_exponent(age, diagnosis, score, params):
+    """Per-network spectral exponents with the diagnosis, age and score effects (before individual jitter)."""
+    exponent = np.zeros(len(NETWORKS))
+    if diagnosis == "patient":
+        exponent[NETWORKS.index("SalVentAttn")] += params.patient_salventattn_exponent
+    exponent[NETWORKS.index("Vis")] += params.age_vis_exponent_slope * (age - params.age_centre)
+    exponent[NETWORKS.index("Default")] += params.score_default_exponent * score
+    return exponent
+
+
 def _phenotypes(n_subjects, seed, params):
     rng = rng_for(seed, PLAN_STREAM)
     ages = np.round(rng.uniform(*params.age_range, size=n_subjects), 1)
@@ -152,7 +166,10 @@ def _phenotypes(n_subjects, seed, params):
     n_heavy = max(1, int(round(params.heavy_motion_fraction * n_subjects)))
     heavy = np.zeros(n_subjects, dtype=bool)
     heavy[rng.choice(n_subjects, size=n_heavy, replace=False)] = True
-    return [(float(a), str(s), str(d), str(site), bool(h)) for a, s, d, site, h in zip(ages, sexes, diagnoses, sites, heavy)]
+    # drawn last so the earlier phenotypes stay what they were before `score` existed
+    scores = np.round(rng.standard_normal(n_subjects), 2)
+    return [(float(a), str(s), str(d), str(site), bool(h), float(c))
+            for a, s, d, site, h, c in zip(ages, sexes, diagnoses, sites, heavy, scores)]
 
 
 def _balanced(levels, n, first_fraction):

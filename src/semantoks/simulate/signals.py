@@ -3,8 +3,13 @@
 import numpy as np
 
 
-def band_limited(rng, n_time, n_series, tr, low=None, high=None, order=2):
-    """(n_time, n_series) unit-variance Gaussian noise shaped by a zero-phase Butterworth band-pass."""
+def band_limited(rng, n_time, n_series, tr, low=None, high=None, order=2, exponent=None):
+    """(n_time, n_series) unit-variance Gaussian noise shaped by a zero-phase Butterworth band-pass.
+
+    `exponent` (one per series) tilts each power spectrum inside the band by (f / f_c)^-exponent,
+    f_c the band's geometric centre, f clipped to the band so nothing leaks past its edges: 0 keeps
+    the flat band, > 0 puts power into slow fluctuations (higher autocorrelation), < 0 into fast ones.
+    """
     n_fft = 2 * n_time
     spectrum = np.fft.rfft(rng.standard_normal((n_fft, n_series)), axis=0)
     freqs = np.fft.rfftfreq(n_fft, d=tr)
@@ -14,14 +19,23 @@ def band_limited(rng, n_time, n_series, tr, low=None, high=None, order=2):
             gain *= 1.0 / np.sqrt(1.0 + (low / freqs) ** (2 * order))
     if high and high < freqs[-1]:
         gain *= 1.0 / np.sqrt(1.0 + (freqs / high) ** (2 * order))
-    series = np.fft.irfft(spectrum * gain[:, None], n=n_fft, axis=0)[:n_time]
+    gain = np.repeat(gain[:, None], n_series, axis=1)
+    if exponent is not None:
+        edges = (low or freqs[1], high or freqs[-1])
+        relative = np.clip(freqs, *edges) / np.sqrt(edges[0] * edges[1])
+        gain *= relative[:, None] ** (-0.5 * np.asarray(exponent, dtype=np.float64)[None, :])
+    series = np.fft.irfft(spectrum * gain, n=n_fft, axis=0)[:n_time]
     series -= series.mean(axis=0)
     return series / series.std(axis=0)
 
 
-def network_latents(rng, n_time, tr, coupling, amplitude, band_hz):
-    """(n_time, K) latent network series with correlation `coupling` and standard deviation `amplitude`."""
-    independent = band_limited(rng, n_time, len(amplitude), tr, *band_hz)
+def network_latents(rng, n_time, tr, coupling, amplitude, band_hz, exponent=None):
+    """(n_time, K) latent network series with correlation `coupling` and standard deviation `amplitude`.
+
+    Each network's own source has the spectral `exponent` (see `band_limited`); mixing by the Cholesky
+    factor keeps the zero-lag correlation at `coupling` whatever the spectra.
+    """
+    independent = band_limited(rng, n_time, len(amplitude), tr, *band_hz, exponent=exponent)
     cholesky = np.linalg.cholesky(np.asarray(coupling))
     return (independent @ cholesky.T) * np.asarray(amplitude)
 

@@ -1,0 +1,106 @@
+"""Paired comparisons of feature sets on the same splits: the Nadeau-Bengio corrected resampled t-test.
+
+Two feature sets scored on the same J random train/test splits give per-split differences
+d_j = a_j - b_j. The splits share training subjects, so the d_j are positively correlated and the
+plain paired t-test (variance s^2 / J) is far too confident. Nadeau & Bengio (2003, Machine
+Learning 52:239-281) correct the variance of the mean difference to (1/J + n_test/n_train) s^2:
+
+    t = mean(d) / sqrt((1/J + n_test/n_train) * s^2),  s^2 = sample variance of d (ddof 1),
+
+compared with Student's t on J - 1 degrees of freedom (two-sided). n_test and n_train count
+subjects, the unit the splits resample.
+"""
+
+import numpy as np
+from scipy import stats
+
+BASELINES = ("random_init", "fc", "network_fc")
+PAIRED_COLUMNS = [
+    "phenotype",
+    "metric",
+    "a",
+    "b",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "sd_diff",
+    "t",
+    "df",
+    "p_corrected",
+    "n_splits",
+    "n_train",
+    "n_test",
+]
+
+
+def corrected_paired_t(a, b, n_train, n_test):
+    """Nadeau-Bengio corrected resampled t-test of a - b over splits (NaN pairs dropped).
+
+    Returns {mean_a, mean_b, mean_diff, sd_diff, t, df, p_corrected, n_splits} over the kept pairs; t and p are None with fewer than 2
+    splits or when every difference is the same non-zero value (no variance to test against).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    n = int(len(d))
+    result = {"mean_a": None, "mean_b": None, "mean_diff": None, "sd_diff": None, "t": None, "df": None,
+              "p_corrected": None, "n_splits": n}
+    if n == 0:
+        return result
+    result.update(mean_a=float(a[keep].mean()), mean_b=float(b[keep].mean()), mean_diff=float(d.mean()))
+    if n < 2:
+        return result
+    sd = float(d.std(ddof=1))
+    result.update(sd_diff=sd, df=n - 1)
+    if sd == 0.0:
+        # identical scores on every split: no evidence of a difference
+        if d.mean() == 0.0:
+            result.update(t=0.0, p_corrected=1.0)
+        return result
+    t = float(d.mean() / np.sqrt((1.0 / n + n_test / n_train) * sd**2))
+    result.update(t=t, p_corrected=float(2.0 * stats.t.sf(abs(t), df=n - 1)))
+    return result
+
+
+def comparison_pairs(feature_sets, baselines=BASELINES):
+    """(a, b) pairs: every feature set against every baseline present, each unordered pair once."""
+    pairs, seen = [], set()
+    for a in feature_sets:
+        for b in baselines:
+            if b == a or b not in feature_sets or frozenset((a, b)) in seen:
+                continue
+            seen.add(frozenset((a, b)))
+            pairs.append((a, b))
+    return pairs
+
+
+def paired_comparisons(record, baselines=BASELINES):
+    """Rows of PAIRED_COLUMNS for one probed phenotype record (per-split metrics and splits)."""
+    if record.get("status") != "ok" or not record.get("splits"):
+        return []
+    n_train = float(np.mean([len(split["train"]) for split in record["splits"]]))
+    n_test = float(np.mean([len(split["test"]) for split in record["splits"]]))
+    results = record["feature_sets"]
+    rows = []
+    for a, b in comparison_pairs(list(results), baselines):
+        for metric, values in results[a]["metrics"].items():
+            other = results[b]["metrics"].get(metric)
+            if other is None:
+                continue
+            test = corrected_paired_t(_as_float(values), _as_float(other), n_train, n_test)
+            rows.append(
+                {
+                    "phenotype": record["phenotype"],
+                    "metric": metric,
+                    "a": a,
+                    "b": b,
+                    **test,
+                    "n_train": n_train,
+                    "n_test": n_test,
+                }
+            )
+    return rows
+
+
+def _as_float(values):
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)

@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from semantoks.config import validate_config
+from semantoks.errors import SemantoksError
+from semantoks.probes import probe_phenotype, run_probes
+from semantoks.probes.estimators import SplitBasis
+from semantoks.probes.features import align_feature_sets
+from semantoks.probes.fusion import PROBE_FEATURE_SETS, add_fused_sets, feature_files, probed_feature_sets
+from semantoks.probes.paired import PAIRED_COLUMNS, comparison_pairs, corrected_paired_t, paired_comparisons
+
+
+def test_corrected_t_matches_the_hand_computed_nadeau_bengio_value():
+    # d = (0.2, 0.1, 0.2, 0.1): mean 0.15, s^2 = 4 * 0.05^2 / 3 = 1/300; 1/J + n_test/n_train = 1/4 + 20/80 = 0.5
+    # t = 0.15 / sqrt(0.5 / 300) = 3.6742; the uncorrected paired t would be 0.15 / sqrt(1/1200) = 5.196
+    result = corrected_paired_t([0.8, 0.7, 0.9, 0.6], [0.6, 0.6, 0.7, 0.5], n_train=80, n_test=20)
+    assert result["mean_diff"] == pytest.approx(0.15)
+    assert result["sd_diff"] == pytest.approx(np.sqrt(1 / 300))
+    assert result["t"] == pytest.approx(3.674235, rel=1e-6)
+    assert result["df"] == 3 and result["n_splits"] == 4
+    # two-sided Student t with 3 df at 3.6742 (tables: 0.0349)
+    assert result["p_corrected"] == pytest.approx(2 * stats.t.sf(3.674235, 3), rel=1e-5)
+    assert result["p_corrected"] == pytest.approx(0.0349, abs=5e-4)
+    assert (result["mean_a"], result["mean_b"]) == pytest.approx((0.75, 0.6))
+
+
+def test_corrected_t_is_antisymmetric_and_drops_splits_missing_a_score():
+    a, b = [0.9, None, 0.7, 0.8, np.nan], [0.5, 0.6, 0.6, 0.7, 0.4]
+    forward = corrected_paired_t(np.array(a, dtype=float), b, n_train=40, n_test=10)
+    backward = corrected_paired_t(b, np.array(a, dtype=float), n_train=40, n_test=10)
+    assert forward["n_splits"] == 3 and forward["mean_diff"] == pytest.approx(0.2)
+    assert backward["t"] == pytest.approx(-forward["t"]) and backward["p_corrected"] == pytest.approx(forward["p_corrected"])
+
+
+def test_identical_scores_give_no_difference_and_too_few_splits_give_no_test():
+    same = corrected_paired_t([0.7, 0.6, 0.8], [0.7, 0.6, 0.8], n_train=40, n_test=10)
+    assert same["t"] == 0.0 and same["p_corrected"] == 1.0
+    one = corrected_paired_t([0.7], [0.6], n_train=40, n_test=10)
+    assert one["mean_diff"] == pytest.approx(0.1) and one["t"] is None and one["p_corrected"] is None
+
+
+def test_every_feature_set_is_compared_with_every_baseline_once():
+    pairs = comparison_pairs(["model", "random_init", "fc", "network_fc", "model+network_fc"])
+    assert pairs[:3] == [("model", "random_init"), ("model", "fc"), ("model", "network_fc")]
+    assert ("fc", "network_fc") in pairs and ("network_fc", "fc") not in pairs
+    assert ("model+network_fc", "network_fc") in pairs
+    assert len(pairs) == len({frozenset(p) for p in pairs}) == 3 + 2 + 1 + 3
+    assert comparison_pairs(["model", "emb"]) == []
+
+
+def _record(metrics_a, metrics_b, n_train=8, n_test=2):
+    splits = [{"train": [f"s{i}" for i in range(n_train)], "test": [f"t{i}" for i in range(n_test)]}] * len(metrics_a)
+    return {
+        "phenotype": "group",
+        "status": "ok",
+        "splits": splits,
+        "feature_sets": {
+            "model": {"metrics": {"r2": metrics_a, "mae": [1.0] * len(metrics_a)}},
+            "random_init": {"metrics": {"r2": metrics_b, "mae": [1.0] * len(metrics_b)}},
+        },
+    }
+
+
+def test_paired_rows_use_the_records_splits_for_the_correction():
+    rows = paired_comparisons(_record([0.8, 0.7, 0.9, 0.6], [0.6, 0.6, 0.7, 0.5], n_train=80, n_test=20))
+    assert [(r["a"], r["b"], r["metric"]) for r in rows] == [("model", "random_init", "r2"), ("model", "random_init", "mae")]
+    assert set(rows[0]) == set(PAIRED_COLUMNS)
+    assert rows[0]["t"] == pytest.approx(3.674235, rel=1e-6) and rows[0]["n_test"] == 20
+    assert rows[1]["p_corrected"] == 1.0
+    assert paired_comparisons({**_record([0.1], [0.2]), "status": "skipped"}) == []
+
+
+def test_split_basis_gives_every_block_of_a_fused_set_the_same_total_variance():
+    rng = np.random.default_rng(0)
+    X = np.hstack([rng.normal(0, 5, size=(30, 12)), rng.normal(3, 0.1, size=(30, 3))])
+    basis = SplitBasis(X, blocks=[12, 3])
+    standardised = (X - basis.mean) / basis.scale
+    assert standardised[:, :12].var(axis=0).sum() == pytest.approx(1.0)
+    assert standardised[:, 12:].var(axis=0).sum() == pytest.approx(1.0)
+
+
+def test_fused_set_registry_names_its_files_and_matches_the_schema(repo_root):
+    assert feature_files(["fc", "model+network_fc", "model"]) == ["fc", "model", "network_fc"]
+    assert probed_feature_sets(["model", "fc", "model+network_fc"], pretrain_enabled=False) == ["fc"]
+    with pytest.raises(SemantoksError, match="probe.feature_sets"):
+        feature_files(["model+fc"])
+    schema = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    enum = schema["properties"]["probe"]["properties"]["feature_sets"]["items"]["enum"]
+    assert tuple(enum) == PROBE_FEATURE_SETS
+
+
+def _two_block_cohort(n_subjects=60, seed=0):
+    """`model` carries the label, `network_fc` is noise; scans listed in different orders."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n_subjects)
+    subjects = [f"{i:02d}" for i in range(n_subjects)]
+    meta = pd.DataFrame({"cohort": "c", "scan_id": [f"sub-{s}" for s in subjects], "subject": subjects})
+    model = np.outer(signal, rng.normal(size=16)) + rng.normal(size=(n_subjects, 16))
+    network_fc = rng.normal(size=(n_subjects, 6))
+    phenotypes = pd.DataFrame({"cohort": "c", "subject": subjects, "level": signal + 0.3 * rng.normal(size=n_subjects)})
+    return {"model": (meta, model), "network_fc": (meta.iloc[::-1], network_fc[::-1])}, phenotypes
+
+
+def test_fused_blocks_are_aligned_per_scan():
+    feature_sets, _ = _two_block_cohort()
+    aligned, _ = align_feature_sets(feature_sets)
+    probed, blocks = add_fused_sets(aligned, ["model+network_fc"])
+    meta, X = probed["model+network_fc"]
+    assert blocks == {"model+network_fc": [16, 6]} and X.shape == (60, 22)
+    np.testing.assert_array_equal(X[:, 16:], aligned["network_fc"][1])
+    assert list(meta["scan_id"]) == list(aligned["network_fc"][0]["scan_id"])
+
+
+def test_probe_records_paired_tests_and_the_fused_set(tmp_path):
+    feature_sets, phenotypes = _two_block_cohort()
+    probed = ["model", "network_fc", "model+network_fc"]
+    record = probe_phenotype(feature_sets, phenotypes, "level", {"type": "continuous", "source": "level"},
+                             n_repeats=6, n_permutations=5, out_json=tmp_path / "level.json", probed=probed)
+    assert list(record["feature_sets"]) == probed
+    rows = {(r["a"], r["b"], r["metric"]): r for r in record["paired"]}
+    informative = rows[("model", "network_fc", "r2")]
+    assert informative["mean_diff"] > 0.3 and informative["p_corrected"] < 0.01 and informative["n_splits"] == 6
+    assert rows[("model+network_fc", "network_fc", "r2")]["p_corrected"] < 0.01
+    assert json.loads((tmp_path / "level.json").read_text())["paired"] == json.loads(json.dumps(record["paired"]))
+
+
+def test_run_probes_writes_the_paired_table(tmp_path):
+    feature_sets, phenotypes = _two_block_cohort()
+    run_probes(feature_sets, phenotypes, {"level": {"type": "continuous"}}, n_repeats=4, n_permutations=5,
+               out_dir=tmp_path)
+    table = pd.read_csv(tmp_path / "paired.tsv", sep="\t", na_values=["n/a"])
+    assert list(table.columns) == PAIRED_COLUMNS
+    assert set(zip(table["a"], table["b"])) == {("model", "network_fc")} and len(table) == 3
+
+
+def test_the_documented_fused_set_config_validates_and_probes_the_fused_set(repo_root):
+    text = (repo_root / "docs" / "probes.md").read_text()
+    snippet = yaml.safe_load(text.split("```yaml")[1].split("```")[0])
+    config = validate_config({"cohorts": {"demo": {"source": "simulated"}}, **snippet}, source="docs/probes.md")
+    names = config["probe"]["feature_sets"]
+    assert "model+network_fc" in probed_feature_sets(names, pretrain_enabled=True)
+    assert feature_files(names) == ["model", "random_init", "fc", "network_fc"]

@@ -5,7 +5,9 @@ rule atlas:
         dseg=ATLAS_DSEG,
     params:
         atlas=config["atlas"],
-        code=CODE_VERSION,
+        # resolved once by the Snakefile; the script then needs no planning code
+        spec=ATLAS,
+        code=script_code("atlas.py"),
     log:
         f"{R}/logs/atlas/{ATLAS_ID}.log",
     conda:

@@ -8,8 +8,9 @@ sys.path.insert(0, SRC)
 _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
-from semantoks.config import config_hash, source_hash, validate_config
+from semantoks.config import validate_config
 from semantoks.probes.labels import phenotype_job_names
+from semantoks.provenance import code_hash_for_script
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,
@@ -26,9 +27,6 @@ SPACE = config["atlas"]["space"]
 STRATEGY = config["denoise"]["strategy"]
 DESC = bids_string(STRATEGY)
 COHORTS = list(config["cohorts"])
-# rules take these as params, so edited code or config reruns exactly the affected jobs
-CODE_VERSION = source_hash()
-CONFIG_HASH = config_hash(config)
 
 RUNS = {cohort: {run.scan_id: run for run in planned_runs(config, cohort)} for cohort in COHORTS}
 SIMULATED = [c for c in COHORTS if config["cohorts"][c]["source"] == "simulated"]
@@ -66,6 +64,11 @@ CHECKPOINT = f"{MODEL_DIR}/checkpoint.pt"
 FEATURES = f"{R}/features/{{feature_set}}.parquet"
 
 
+def script_code(name):
+    """A rule's `code` param: its script and the semantoks modules it imports, so edits rerun only its jobs."""
+    return code_hash_for_script(Path(workflow.basedir) / "workflow" / "scripts" / name)
+
+
 def run_of(wildcards):
     try:
         return RUNS[wildcards.cohort][wildcards.scan_id]
@@ -76,7 +79,10 @@ def run_of(wildcards):
 def parcellate_inputs(wildcards):
     run = run_of(wildcards)
     inputs = {"labels": ATLAS_LABELS, "dseg": ATLAS_DSEG}
-    if wildcards.cohort in BIDS_COHORTS and config["fmriprep"]["runner"] != "existing":
+    if wildcards.cohort in SIMULATED:
+        # the demo simulates a subject's runs in one job; its marker stands for all of them
+        inputs["simulated"] = f"{R}/cohorts/{wildcards.cohort}/simulate_done/sub-{run.subject}.done"
+    elif wildcards.cohort in BIDS_COHORTS and config["fmriprep"]["runner"] != "existing":
         # fMRIPrep writes a subject's runs in one job; its marker stands for all of them
         inputs["fmriprep"] = f"{R}/cohorts/{wildcards.cohort}/fmriprep_done/sub-{run.subject}.done"
     elif not run.problem:

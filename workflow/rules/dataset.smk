@@ -9,9 +9,8 @@ rule dataset_partition:
         atlas_id=ATLAS_ID,
         space=SPACE,
         strategy=config["denoise"],
-        config_hash=CONFIG_HASH,
         roi_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
-        code=CODE_VERSION,
+        code=script_code("dataset_partition.py"),
     log:
         f"{R}/logs/dataset/{{cohort}}.log",
     benchmark:
@@ -33,7 +32,7 @@ rule phenotypes:
         PHENOTYPE_TABLE,
     params:
         phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
-        code=CODE_VERSION,
+        code=script_code("phenotypes.py"),
     log:
         f"{R}/logs/dataset/{{cohort}}_phenotypes.log",
     conda:
@@ -53,8 +52,7 @@ rule dataset_description:
         dataset=f"{R}/dataset/dataset_description.json",
         timeseries=f"{R}/timeseries/dataset_description.json",
     params:
-        config_hash=CONFIG_HASH,
-        code=CODE_VERSION,
+        code=script_code("dataset_description.py"),
     log:
         f"{R}/logs/dataset/dataset_description.log",
     conda:

@@ -10,7 +10,7 @@ rule parcellate_run:
         strategy=config["denoise"],
         atlas_id=ATLAS_ID,
         space=SPACE,
-        code=CODE_VERSION,
+        code=script_code("parcellate_run.py"),
     log:
         f"{R}/logs/parcellate/{{cohort}}/{{scan_dir}}/{{scan_id}}.log",
     benchmark:
@@ -35,7 +35,7 @@ rule import_roi_timeseries:
         phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
         out_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
         atlas_id=ATLAS_ID,
-        code=CODE_VERSION,
+        code=script_code("import_roi_timeseries.py"),
     log:
         f"{R}/logs/import_roi/{{cohort}}.log",
     conda:

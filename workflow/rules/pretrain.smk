@@ -11,7 +11,7 @@ rule pretrain:
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,
         out_dir=lambda wildcards, output: str(Path(output.checkpoint).parent),
-        code=CODE_VERSION,
+        code=script_code("pretrain.py"),
     log:
         f"{MODEL_DIR}/pretrain.log",
     benchmark:

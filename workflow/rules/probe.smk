@@ -16,7 +16,7 @@ rule probe_phenotype:
             for cohort in PROBE_COHORTS
             for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
         },
-        code=CODE_VERSION,
+        code=script_code("probe_phenotype.py"),
     log:
         f"{R}/logs/probe/{{phenotype}}.log",
     benchmark:
@@ -37,7 +37,7 @@ rule probe_summary:
     output:
         f"{R}/probes/summary.tsv",
     params:
-        code=CODE_VERSION,
+        code=script_code("probe_summary.py"),
     log:
         f"{R}/logs/probe/summary.log",
     conda:

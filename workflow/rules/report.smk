@@ -12,8 +12,7 @@ rule report:
     params:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
-        config_hash=CONFIG_HASH,
-        code=CODE_VERSION,
+        code=script_code("report.py"),
     log:
         f"{R}/logs/report.log",
     conda:

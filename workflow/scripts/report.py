@@ -1,3 +1,4 @@
+from semantoks.config import config_hash
 from semantoks.report import build_report, first_scan
 from semantoks.rule_runner import rule_script
 
@@ -10,5 +11,5 @@ with rule_script(snakemake):
         first_scan(snakemake.params.dataset, snakemake.params.atlas_id),
         snakemake.input.labels,
         snakemake.output[0],
-        config_hash=snakemake.params.config_hash,
+        config_hash=config_hash(snakemake.config),
     )

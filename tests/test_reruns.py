@@ -1,13 +1,17 @@
 """What a dry run schedules after one edit to a finished workflow: the edited stage and its downstream, nothing else.
 
 One small workflow (.test/config_reruns) runs for real in a copy of the repository; each case edits one
-module or one config key in that copy, dry-runs, compares the job list, then restores the edit.
+module or one config key in that copy, dry-runs, compares the job list, then restores the edit. The same
+finished run also makes `snakemake --report` (one real run serves both).
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -53,17 +57,13 @@ CONFIG_EDITS = {
 
 
 def dry_run_jobs(workdir, templateflow_home):
-    """{rule: job count} of `snakemake -n`; embed jobs count per feature set ("embed:model")."""
+    """{rule: job count} of `snakemake -n` (grouped jobs included); embed jobs count per feature set ("embed:model")."""
     result = snakemake(workdir, templateflow_home, "-n")
     jobs = {}
-    for block in result.stdout.split("\n\n"):
-        lines = block.strip().splitlines()
-        if not (lines and lines[0].startswith(("rule ", "localrule ")) and lines[0].endswith(":")):
-            continue
-        rule = lines[0].split()[1].rstrip(":")
+    for match in re.finditer(r"^ *(?:local)?rule (\w+):\n((?: {4,}.*\n)*)", result.stdout + result.stderr, re.M):
+        rule, details = match.groups()
         if rule == "embed":
-            wildcards = next(line for line in lines if "wildcards:" in line)
-            rule = "embed:" + wildcards.split("feature_set=")[1].split(",")[0].strip()
+            rule = "embed:" + re.search(r"feature_set=(\w+)", details).group(1)
         if rule != "all":
             jobs[rule] = jobs.get(rule, 0) + 1
     return jobs
@@ -157,3 +157,18 @@ def test_code_hash_follows_imports_transitively_and_ignores_unimported_modules(t
     provenance._direct_imports.cache_clear()
     assert code_hash_for_script(script) != before
     provenance._direct_imports.cache_clear()
+
+
+@pytest.mark.slow
+def test_snakemake_report_zip_holds_the_html_report_the_probe_table_and_every_figure(finished_workflow, tmp_path):
+    workdir, _, templateflow_home = finished_workflow
+    snakemake(workdir, templateflow_home, "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        names = archive.namelist()
+        pages = "".join(archive.read(name).decode("utf-8", "replace") for name in names if name.endswith((".html", ".js")))
+    basenames = {Path(name).name for name in names}
+    assert {"report.html", "summary.tsv", "probe_results_per_phenotype.png", "pretraining_loss_curves.png",
+            "QC_histograms.png", "connectivity_matrix.png"} <= basenames
+    for caption in ("report.rst", "probe_summary.rst", "figures.rst"):
+        first_line = (workdir / "workflow" / "report" / caption).read_text().splitlines()[0]
+        assert first_line.split(":")[0] in pages

@@ -1,3 +1,8 @@
+# tiny jobs run where Snakemake runs, never as cluster submissions (and the atlas may need the internet)
+localrules:
+    atlas,
+
+
 rule atlas:
     """Resolve the atlas (local TemplateFlow folder first) and write its parcel -> network table."""
     output:

@@ -1,3 +1,8 @@
+localrules:
+    phenotypes,
+    dataset_description,
+
+
 rule dataset_partition:
     """Consolidate a cohort's runs into the hive-partitioned Parquet dataset and its manifest."""
     input:

@@ -13,6 +13,8 @@ rule parcellate_run:
         code=script_code("parcellate_run.py"),
     log:
         f"{R}/logs/parcellate/{{cohort}}/{{scan_dir}}/{{scan_id}}.log",
+    group:
+        "parcellate"
     benchmark:
         f"{R}/benchmarks/parcellate/{{cohort}}/{{scan_dir}}/{{scan_id}}.tsv"
     conda:

@@ -1,3 +1,7 @@
+localrules:
+    probe_summary,
+
+
 rule probe_phenotype:
     """Linear probes of one phenotype on every feature set, on the same subject-grouped splits."""
     input:
@@ -35,7 +39,7 @@ rule probe_summary:
     input:
         expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES),
     output:
-        f"{R}/probes/summary.tsv",
+        report(f"{R}/probes/summary.tsv", caption="../report/probe_summary.rst", category="Probes"),
     params:
         code=script_code("probe_summary.py"),
     log:

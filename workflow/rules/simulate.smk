@@ -1,3 +1,7 @@
+localrules:
+    simulate_cohort_files,
+
+
 rule simulate_subject:
     """Every run of one subject of the simulated demo cohort, standing in for fMRIPrep's outputs."""
     input:

@@ -10,6 +10,7 @@ with rule_script(snakemake):
         snakemake.input.log_csv[0] if snakemake.input.log_csv else None,
         first_scan(snakemake.params.dataset, snakemake.params.atlas_id),
         snakemake.input.labels,
-        snakemake.output[0],
+        snakemake.output.html,
         config_hash=config_hash(snakemake.config),
+        figures_dir=snakemake.output.figures,
     )

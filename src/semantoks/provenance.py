@@ -84,3 +84,12 @@ def _module_name(path):
     relative = path.relative_to(PACKAGE_ROOT).with_suffix("")
     parts = [PACKAGE, *relative.parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def canonical(value):
+    """`value` with every mapping's keys sorted: Snakemake compares params by repr, so key order must not rerun jobs."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value

@@ -9,7 +9,7 @@ rule atlas:
         labels=ATLAS_LABELS,
         dseg=ATLAS_DSEG,
     params:
-        atlas=config["atlas"],
+        atlas=canonical(config["atlas"]),
         # resolved once by the Snakefile; the script then needs no planning code
         spec=ATLAS,
         code=script_code("atlas.py"),

@@ -10,7 +10,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
 from semantoks.config import validate_config
 from semantoks.probes.labels import phenotype_job_names
-from semantoks.provenance import code_hash_for_script
+from semantoks.provenance import canonical, code_hash_for_script
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,

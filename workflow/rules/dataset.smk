@@ -13,7 +13,7 @@ rule dataset_partition:
     params:
         atlas_id=ATLAS_ID,
         space=SPACE,
-        strategy=config["denoise"],
+        strategy=canonical(config["denoise"]),
         roi_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
         code=script_code("dataset_partition.py"),
     log:
@@ -36,7 +36,7 @@ rule phenotypes:
     output:
         PHENOTYPE_TABLE,
     params:
-        phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
+        phenotypes=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["phenotypes"]),
         code=script_code("phenotypes.py"),
     log:
         f"{R}/logs/dataset/{{cohort}}_phenotypes.log",

@@ -10,9 +10,9 @@ rule embed:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
-        embed=config["embed"],
+        embed=canonical(config["embed"]),
         # the trained model brings its settings in its checkpoint; random_init builds the section's architecture
-        pretrain=lambda wildcards: (
+        pretrain=lambda wildcards: canonical(
             {k: v for k, v in config["pretrain"].items() if k not in ("steps", "checkpoint_every", "gpus", "compile")}
             if wildcards.feature_set == "random_init"
             else {"seed": config["pretrain"]["seed"]}

@@ -7,7 +7,7 @@ rule parcellate_run:
         qc=RUN_QC,
     params:
         run=run_of,
-        strategy=config["denoise"],
+        strategy=canonical(config["denoise"]),
         atlas_id=ATLAS_ID,
         space=SPACE,
         code=script_code("parcellate_run.py"),
@@ -33,8 +33,8 @@ rule import_roi_timeseries:
     output:
         touch(f"{R}/timeseries/{{cohort}}/roi_import.done"),
     params:
-        roi=lambda wildcards: config["cohorts"][wildcards.cohort]["roi"],
-        phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
+        roi=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["roi"]),
+        phenotypes=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["phenotypes"]),
         out_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
         atlas_id=ATLAS_ID,
         code=script_code("import_roi_timeseries.py"),

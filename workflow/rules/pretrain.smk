@@ -6,7 +6,7 @@ rule pretrain:
         checkpoint=CHECKPOINT,
         log_csv=f"{MODEL_DIR}/log.csv",
     params:
-        pretrain=config["pretrain"],
+        pretrain=canonical(config["pretrain"]),
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,

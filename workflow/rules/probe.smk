@@ -11,15 +11,17 @@ rule probe_phenotype:
     output:
         f"{R}/probes/{{phenotype}}.json",
     params:
-        probe=config["probe"],
+        probe=canonical(config["probe"]),
         feature_sets=FEATURE_SETS,
         dataset=dataset_root,
         cohorts=PROBE_COHORTS,
-        types=lambda wildcards: {
-            column: kind
-            for cohort in PROBE_COHORTS
-            for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
-        },
+        types=lambda wildcards: canonical(
+            {
+                column: kind
+                for cohort in PROBE_COHORTS
+                for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
+            }
+        ),
         code=script_code("probe_phenotype.py"),
     log:
         f"{R}/logs/probe/{{phenotype}}.log",

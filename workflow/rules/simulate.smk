@@ -11,7 +11,7 @@ rule simulate_subject:
         # one job per subject (not per run) halves the demo's fixed per-job cost; the marker stands for its runs
         touch(f"{R}/cohorts/{{cohort}}/simulate_done/sub-{{subject}}.done"),
     params:
-        simulate=lambda wildcards: config["cohorts"][wildcards.cohort]["simulate"],
+        simulate=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["simulate"]),
         root=lambda wildcards: f"{R}/cohorts/{wildcards.cohort}",
         code=script_code("simulate_subject.py"),
     log:
@@ -38,7 +38,7 @@ rule simulate_cohort_files:
         derivatives_description=f"{R}/cohorts/{{cohort}}/derivatives/fmriprep/dataset_description.json",
         ground_truth=f"{R}/cohorts/{{cohort}}/ground_truth.json",
     params:
-        simulate=lambda wildcards: config["cohorts"][wildcards.cohort]["simulate"],
+        simulate=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["simulate"]),
         root=lambda wildcards: f"{R}/cohorts/{wildcards.cohort}",
         code=script_code("simulate_cohort_files.py"),
     log:

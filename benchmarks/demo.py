@@ -49,6 +49,7 @@ def main():
     options = ["--configfile", args.configfile] if args.configfile else []
     until = ["--until", args.until] if args.until else []
 
+    load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = snakemake(workdir, "--cores", args.cores, *until, *options)
@@ -57,7 +58,7 @@ def main():
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     jobs = job_stats(result.stdout + result.stderr)
     print(f"checkout: {args.repo}  until: {args.until or 'the end'}  cores: {args.cores}  "
-          f"load average before: {os.getloadavg()[0]:.1f}")
+          f"load average before: {load:.1f}")
     print(f"wall {wall:.1f} s, CPU {cpu:.1f} s (Snakemake and its jobs), {sum(jobs.values())} jobs")
     for rule, count in sorted(jobs.items()):
         print(f"  {rule:24s} {count}")

@@ -63,6 +63,14 @@ def embedded_pngs(page):
     return [base64.b64decode(chunk) for chunk in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
 
 
+
+def test_report_also_writes_each_figure_as_the_png_it_embeds(report_inputs, tmp_path):
+    build_report(**report_inputs, figures_dir=tmp_path / "figures")
+    written = {path.name: path.read_bytes() for path in (tmp_path / "figures").iterdir()}
+    assert sorted(written) == ["QC_histograms.png", "connectivity_matrix.png", "pretraining_loss_curves.png",
+                               "probe_results_per_phenotype.png"]
+    assert sorted(written.values()) == sorted(embedded_pngs(report_inputs["out_html"].read_text()))
+
 def test_report_embeds_every_figure_and_the_summary_table(report_inputs):
     build_report(**report_inputs, config_hash="abc123")
     page = report_inputs["out_html"].read_text()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +18,10 @@ from semantoks.dataset import iter_scans, read_atlas_metadata
 from semantoks.simulate import plan_cohort
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-SIMULATE = {"n_subjects": 24, "seed": 1, "resolution_mm": 6}
-DEMO_CONFIG = {
-    "results": "results",
-    "denoise": {"strategy": "scrubbing"},
-    "cohorts": {
-        "demo": {
-            "source": "simulated",
-            "simulate": SIMULATE,
-            "phenotypes": {"columns": {"diagnosis": "binary", "sex": "binary", "age": "continuous"}},
-        }
-    },
-    "pretrain": {"preset": "tiny", "steps": 20, "batch_size": 8, "checkpoint_every": 10},
-    "embed": {"n_crops": 2},
-    "probe": {"phenotypes": {"diagnosis": {}, "age": {"bins": 3}}, "n_repeats": 5, "n_permutations": 20},
-}
+# the small demo every end-to-end test runs: .test/config/config.yaml (the distribution convention)
+DEMO_CONFIG_FILE = Path(__file__).resolve().parents[1] / ".test" / "config" / "config.yaml"
+DEMO_CONFIG = yaml.safe_load(DEMO_CONFIG_FILE.read_text())
+SIMULATE = DEMO_CONFIG["cohorts"]["demo"]["simulate"]
 
 
 def run_snakemake(workdir, repo_root, templateflow_home, *args, check=True):
@@ -47,7 +37,7 @@ def run_snakemake(workdir, repo_root, templateflow_home, *args, check=True):
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, repo_root, templateflow_home):
     workdir = tmp_path_factory.mktemp("demo")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(DEMO_CONFIG))
+    shutil.copy(DEMO_CONFIG_FILE, workdir / "config.yaml")
     run_snakemake(workdir, repo_root, templateflow_home)
     return workdir / "results"
 
@@ -211,3 +201,13 @@ def test_existing_derivatives_cohort_skips_a_run_without_confounds_with_its_reas
     skipped = manifest[manifest["scan_id"] == broken.name.split("_desc-")[0]].iloc[0]
     assert not skipped["included"] and "confounds" in skipped["reason"]
     assert manifest.drop(skipped.name)["included"].sum() >= len(plan.runs) - 2
+
+
+def test_roi_cohort_test_config_dry_runs_from_import_to_report(repo_root, templateflow_home, shared_data, tmp_path):
+    text = (repo_root / ".test" / "config_roi" / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(text.replace("/data/", f"{shared_data}/"))
+    jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
+    counts = dict(line.split()[:2] for line in jobs.splitlines()
+                  if line.split()[:1] in (["import_roi_timeseries"], ["dataset_partition"], ["report"]))
+    assert counts == {"import_roi_timeseries": "1", "dataset_partition": "1", "report": "1"}
+    assert "parcellate_run" not in jobs and "simulate_subject" not in jobs

@@ -1,5 +1,9 @@
 if ROI_ONLY:
 
+    # tiny jobs run where Snakemake runs, never as cluster submissions
+    localrules:
+        roi_parcellation,
+
     rule roi_parcellation:
         """The ROI cohorts' own parcellation: its labels table (networks from the table or by Yeo overlap)."""
         input:
@@ -7,11 +11,11 @@ if ROI_ONLY:
         output:
             labels=ATLAS_LABELS,
         params:
-            roi=roi_settings(ROI_COHORTS[0]),
+            roi=canonical(roi_settings(ROI_COHORTS[0])),
             cohort=ROI_COHORTS[0],
             templateflow_home=config["atlas"]["templateflow_home"],
             allow_download=config["atlas"]["allow_download"],
-            code=CODE_VERSION,
+            code=script_code("roi_parcellation.py"),
         log:
             f"{R}/logs/atlas/{ATLAS_ID}.log",
         conda:
@@ -24,14 +28,20 @@ if ROI_ONLY:
 
 else:
 
+    # tiny jobs run where Snakemake runs, never as cluster submissions (and the atlas may need the internet)
+    localrules:
+        atlas,
+
     rule atlas:
         """Resolve the atlas (local TemplateFlow folder first) and write its parcel -> network table."""
         output:
             labels=ATLAS_LABELS,
             dseg=ATLAS_DSEG,
         params:
-            atlas=config["atlas"],
-            code=CODE_VERSION,
+            atlas=canonical(config["atlas"]),
+            # resolved once by the Snakefile; the script then needs no planning code
+            spec=ATLAS,
+            code=script_code("atlas.py"),
         log:
             f"{R}/logs/atlas/{ATLAS_ID}.log",
         conda:

@@ -11,10 +11,11 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 from semantoks.bids_names import xcpd_paths
 from semantoks.cohorts.roi_import import find_roi_scans
 from semantoks.cohorts.roi_parcellation import check_mixed_sources, parcellation_id
-from semantoks.config import config_hash, source_hash, workflow_config
+from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.fusion import feature_files, probed_feature_sets
 from semantoks.probes.labels import phenotype_job_names
+from semantoks.provenance import canonical, code_hash_for_script
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,
@@ -35,9 +36,6 @@ SPACE = (next(iter(config["cohorts"].values()))["roi"].get("space") or "unknown"
 STRATEGY = config["denoise"]["strategy"]
 DESC = bids_string(STRATEGY)
 COHORTS = list(config["cohorts"])
-# rules take these as params, so edited code or config reruns exactly the affected jobs
-CODE_VERSION = source_hash()
-CONFIG_HASH = config_hash(config)
 
 RUNS = {cohort: {run.scan_id: run for run in planned_runs(config, cohort)} for cohort in COHORTS}
 SIMULATED = [c for c in COHORTS if config["cohorts"][c]["source"] == "simulated"]
@@ -76,6 +74,11 @@ CHECKPOINT = f"{MODEL_DIR}/checkpoint.pt"
 FEATURES = f"{R}/features/{{feature_set}}.parquet"
 
 
+def script_code(name):
+    """A rule's `code` param: its script and the semantoks modules it imports, so edits rerun only its jobs."""
+    return code_hash_for_script(Path(workflow.basedir) / "workflow" / "scripts" / name)
+
+
 def run_of(wildcards):
     try:
         return RUNS[wildcards.cohort][wildcards.scan_id]
@@ -89,7 +92,10 @@ def parcellate_inputs(wildcards):
     if run.problem:
         # unusable or excluded in the config: recorded from the plan, none of its files needed
         return inputs
-    if wildcards.cohort in BIDS_COHORTS and config["fmriprep"]["runner"] != "existing":
+    if wildcards.cohort in SIMULATED:
+        # the demo simulates a subject's runs in one job; its marker stands for all of them
+        inputs["simulated"] = f"{R}/cohorts/{wildcards.cohort}/simulate_done/sub-{run.subject}.done"
+    elif wildcards.cohort in BIDS_COHORTS and config["fmriprep"]["runner"] != "existing":
         # fMRIPrep writes a subject's runs in one job; its marker stands for all of them
         inputs["fmriprep"] = f"{R}/cohorts/{wildcards.cohort}/fmriprep_done/sub-{run.subject}.done"
     else:

@@ -1,3 +1,8 @@
+localrules:
+    phenotypes,
+    dataset_description,
+
+
 rule dataset_partition:
     """Consolidate a cohort's runs into the hive-partitioned Parquet dataset and its manifest."""
     input:
@@ -8,9 +13,8 @@ rule dataset_partition:
     params:
         atlas_id=ATLAS_ID,
         space=SPACE,
-        strategy=config["denoise"],
-        config_hash=CONFIG_HASH,
-        code=CODE_VERSION,
+        strategy=canonical(config["denoise"]),
+        code=script_code("dataset_partition.py"),
     log:
         f"{R}/logs/dataset/{{cohort}}.log",
     benchmark:
@@ -31,8 +35,8 @@ rule phenotypes:
     output:
         PHENOTYPE_TABLE,
     params:
-        phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
-        code=CODE_VERSION,
+        phenotypes=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["phenotypes"]),
+        code=script_code("phenotypes.py"),
     log:
         f"{R}/logs/dataset/{{cohort}}_phenotypes.log",
     conda:
@@ -52,8 +56,7 @@ rule dataset_description:
         dataset=f"{R}/dataset/dataset_description.json",
         timeseries=f"{R}/timeseries/dataset_description.json",
     params:
-        config_hash=CONFIG_HASH,
-        code=CODE_VERSION,
+        code=script_code("dataset_description.py"),
     log:
         f"{R}/logs/dataset/dataset_description.log",
     conda:

@@ -10,9 +10,14 @@ rule embed:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
-        embed=config["embed"],
-        pretrain=config["pretrain"],
-        code=CODE_VERSION,
+        embed=canonical(config["embed"]),
+        # the trained model brings its settings in its checkpoint; random_init builds the section's architecture
+        pretrain=lambda wildcards: canonical(
+            {k: v for k, v in config["pretrain"].items() if k not in ("steps", "checkpoint_every", "gpus", "compile")}
+            if wildcards.feature_set == "random_init"
+            else {"seed": config["pretrain"]["seed"]}
+        ),
+        code=script_code("embed.py"),
     log:
         f"{R}/logs/features/{{feature_set}}.log",
     benchmark:
@@ -38,7 +43,7 @@ rule connectivity_features:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
-        code=CODE_VERSION,
+        code=script_code("connectivity_features.py"),
     log:
         f"{R}/logs/features/{{feature_set}}.log",
     conda:

@@ -6,7 +6,7 @@ rule fmriprep_subject:
         bids=lambda wildcards: config["cohorts"][wildcards.cohort]["bids"],
         out=lambda wildcards: str(derivatives_root(R, wildcards.cohort, config["cohorts"][wildcards.cohort])),
         work=fmriprep_work_dir,
-        fmriprep=config["fmriprep"],
+        fmriprep=canonical(config["fmriprep"]),
         space=f"{SPACE}:res-{config['atlas']['resolution']}",
         templateflow_home=config["fmriprep"]["templateflow_home"],
         task=lambda wildcards: config["cohorts"][wildcards.cohort]["task"],

@@ -8,13 +8,15 @@ rule parcellate_run:
         **RUN_TSVS,
     params:
         run=run_of,
-        strategy=config["denoise"],
-        outputs=config["outputs"],
+        strategy=canonical(config["denoise"]),
+        outputs=canonical(config["outputs"]),
         atlas_id=ATLAS_ID,
         space=SPACE,
-        code=CODE_VERSION,
+        code=script_code("parcellate_run.py"),
     log:
         f"{R}/logs/parcellate/{{cohort}}/{{scan_dir}}/{{scan_id}}.log",
+    group:
+        "parcellate"
     benchmark:
         f"{R}/benchmarks/parcellate/{{cohort}}/{{scan_dir}}/{{scan_id}}.tsv"
     conda:
@@ -33,11 +35,11 @@ rule import_roi_timeseries:
     output:
         ROI_IMPORT_INDEX,
     params:
-        roi=lambda wildcards: roi_settings(wildcards.cohort),
-        phenotypes=lambda wildcards: config["cohorts"][wildcards.cohort]["phenotypes"],
+        roi=lambda wildcards: canonical(roi_settings(wildcards.cohort)),
+        phenotypes=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["phenotypes"]),
         out_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
         templateflow_home=config["atlas"]["templateflow_home"],
-        code=CODE_VERSION,
+        code=script_code("import_roi_timeseries.py"),
     log:
         f"{R}/logs/import_roi/{{cohort}}.log",
     conda:

@@ -14,12 +14,12 @@ rule pretrain:
         checkpoint=CHECKPOINT,
         log_csv=f"{MODEL_DIR}/log.csv",
     params:
-        pretrain=config["pretrain"],
+        pretrain=canonical(config["pretrain"]),
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,
         out_dir=lambda wildcards, output: str(Path(output.checkpoint).parent),
-        code=CODE_VERSION,
+        code=script_code("pretrain.py"),
     log:
         f"{MODEL_DIR}/pretrain.log",
     benchmark:

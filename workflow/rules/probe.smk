@@ -1,3 +1,7 @@
+localrules:
+    probe_summary,
+
+
 rule probe_phenotype:
     """Linear probes of one phenotype on every feature set, on the same subject-grouped splits."""
     input:
@@ -7,17 +11,19 @@ rule probe_phenotype:
     output:
         f"{R}/probes/{{phenotype}}.json",
     params:
-        probe=config["probe"],
+        probe=canonical(config["probe"]),
         feature_sets=FEATURE_SETS,
         feature_files=FEATURE_FILES,
         dataset=dataset_root,
         cohorts=PROBE_COHORTS,
-        types=lambda wildcards: {
-            column: kind
-            for cohort in PROBE_COHORTS
-            for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
-        },
-        code=CODE_VERSION,
+        types=lambda wildcards: canonical(
+            {
+                column: kind
+                for cohort in PROBE_COHORTS
+                for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
+            }
+        ),
+        code=script_code("probe_phenotype.py"),
     log:
         f"{R}/logs/probe/{{phenotype}}.log",
     benchmark:
@@ -36,10 +42,10 @@ rule probe_summary:
     input:
         expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES),
     output:
-        summary=f"{R}/probes/summary.tsv",
+        summary=report(f"{R}/probes/summary.tsv", caption="../report/probe_summary.rst", category="Probes"),
         paired=f"{R}/probes/paired.tsv",
     params:
-        code=CODE_VERSION,
+        code=script_code("probe_summary.py"),
     log:
         f"{R}/logs/probe/summary.log",
     conda:

@@ -1,3 +1,11 @@
+# the front page of `snakemake --report report.zip`
+report: "../report/workflow.rst"
+
+
+localrules:
+    report,
+
+
 rule report:
     """The HTML report: probe bars, pretraining curves, QC histograms, an example connectome."""
     input:
@@ -8,12 +16,17 @@ rule report:
         labels=ATLAS_LABELS,
         log_csv=[f"{MODEL_DIR}/log.csv"] if config["pretrain"]["enabled"] else [],
     output:
-        f"{R}/report/report.html",
+        html=report(f"{R}/report/report.html", caption="../report/report.rst", category="Report"),
+        figures=report(
+            directory(f"{R}/report/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     params:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
-        config_hash=CONFIG_HASH,
-        code=CODE_VERSION,
+        code=script_code("report.py"),
     log:
         f"{R}/logs/report.log",
     conda:

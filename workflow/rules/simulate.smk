@@ -1,31 +1,31 @@
-SIM_DERIV = f"{R}/cohorts/{{cohort}}/derivatives/fmriprep/{{scan_dir}}/{{scan_id}}"
+localrules:
+    simulate_cohort_files,
 
 
-rule simulate_run:
-    """One run of the simulated demo cohort, standing in for fMRIPrep's outputs."""
+rule simulate_subject:
+    """Every run of one subject of the simulated demo cohort, standing in for fMRIPrep's outputs."""
     input:
         labels=ATLAS_LABELS,
         dseg=ATLAS_DSEG,
     output:
-        bold=f"{SIM_DERIV}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz",
-        sidecar=f"{SIM_DERIV}_space-MNI152NLin2009cAsym_desc-preproc_bold.json",
-        mask=f"{SIM_DERIV}_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz",
-        confounds=f"{SIM_DERIV}_desc-confounds_timeseries.tsv",
-        confounds_sidecar=f"{SIM_DERIV}_desc-confounds_timeseries.json",
-        raw_sidecar=f"{R}/cohorts/{{cohort}}/bids/{{scan_dir}}/{{scan_id}}_bold.json",
+        # one job per subject (not per run) halves the demo's fixed per-job cost; the marker stands for its runs
+        touch(f"{R}/cohorts/{{cohort}}/simulate_done/sub-{{subject}}.done"),
     params:
-        simulate=lambda wildcards: config["cohorts"][wildcards.cohort]["simulate"],
+        simulate=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["simulate"]),
         root=lambda wildcards: f"{R}/cohorts/{wildcards.cohort}",
-        code=CODE_VERSION,
+        code=script_code("simulate_subject.py"),
     log:
-        f"{R}/logs/simulate/{{cohort}}/{{scan_dir}}/{{scan_id}}.log",
+        f"{R}/logs/simulate/{{cohort}}/sub-{{subject}}.log",
+    group:
+        "simulate"
     conda:
         "../../envs/pipeline.yaml"
     threads: 1
     resources:
         mem_mb=1500,
+        runtime=10,
     script:
-        "../scripts/simulate_run.py"
+        "../scripts/simulate_subject.py"
 
 
 rule simulate_cohort_files:
@@ -38,9 +38,9 @@ rule simulate_cohort_files:
         derivatives_description=f"{R}/cohorts/{{cohort}}/derivatives/fmriprep/dataset_description.json",
         ground_truth=f"{R}/cohorts/{{cohort}}/ground_truth.json",
     params:
-        simulate=lambda wildcards: config["cohorts"][wildcards.cohort]["simulate"],
+        simulate=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["simulate"]),
         root=lambda wildcards: f"{R}/cohorts/{wildcards.cohort}",
-        code=CODE_VERSION,
+        code=script_code("simulate_cohort_files.py"),
     log:
         f"{R}/logs/simulate/{{cohort}}/cohort_files.log",
     conda:

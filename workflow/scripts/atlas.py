@@ -2,12 +2,11 @@ from pathlib import Path
 
 from semantoks.atlas import load_atlas, write_atlas
 from semantoks.rule_runner import rule_script
-from semantoks.workflow_plan import atlas_spec_from_config
 
 with rule_script(snakemake) as log:
     settings = snakemake.params.atlas
     atlas = load_atlas(
-        atlas_spec_from_config({"atlas": settings}),
+        snakemake.params.spec,
         templateflow_home=settings["templateflow_home"],
         allow_download=settings["allow_download"],
     )

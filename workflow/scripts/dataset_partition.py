@@ -3,6 +3,7 @@ from pathlib import Path
 from semantoks import __version__
 from semantoks.atlas import read_labels_tsv
 from semantoks.cohorts.roi_import import read_import_index
+from semantoks.config import config_hash
 from semantoks.confounds import resolve_strategy
 from semantoks.dataset import build_partition
 from semantoks.rule_runner import rule_script
@@ -24,7 +25,8 @@ with rule_script(snakemake) as log:
         space=snakemake.params.space,
         strategy=resolve_strategy(snakemake.params.strategy["strategy"], snakemake.params.strategy["overrides"]),
         pipeline_version=__version__,
-        config_hash=snakemake.params.config_hash,
+        # recorded, not a param: an edit elsewhere in the config must not rebuild the dataset
+        config_hash=config_hash(snakemake.config),
         written_by="import_roi_timeseries" if imported else "parcellate_run",
     )
     log.info("%s", summary)

@@ -1,3 +1,4 @@
+from semantoks.config import config_hash
 from semantoks.report import build_report, first_scan
 from semantoks.rule_runner import rule_script
 
@@ -9,6 +10,7 @@ with rule_script(snakemake):
         snakemake.input.log_csv[0] if snakemake.input.log_csv else None,
         first_scan(snakemake.params.dataset, snakemake.params.atlas_id),
         snakemake.input.labels,
-        snakemake.output[0],
-        config_hash=snakemake.params.config_hash,
+        snakemake.output.html,
+        config_hash=config_hash(snakemake.config),
+        figures_dir=snakemake.output.figures,
     )

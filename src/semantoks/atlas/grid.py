@@ -1,7 +1,6 @@
 """Space and grid checks between a BOLD run and the atlas."""
 
 import numpy as np
-from nilearn.image import resample_to_img
 
 from semantoks.atlas.images import label_image, xform_code
 from semantoks.errors import SemantoksError
@@ -24,6 +23,9 @@ def resample_to_grid(atlas_img, reference_img):
     """The atlas on the reference's voxel grid (same space), nearest neighbour so labels stay labels."""
     if same_grid(atlas_img, reference_img):
         return atlas_img
+    # imported here: nilearn.image takes about a second to import, and jobs that only read atlases never resample
+    from nilearn.image import resample_to_img
+
     resampled = resample_to_img(
         atlas_img, reference_img, interpolation="nearest", force_resample=True, copy_header=True)
     return label_image(np.rint(np.asarray(resampled.dataobj)), resampled.affine, xform_code(atlas_img))

@@ -100,12 +100,12 @@ def load_embeddings(path):
     missing = [column for column in META_COLUMNS + ["embedding"] if column not in table.column_names]
     if missing:
         raise SemantoksError(
-            f"{path}: lacks column(s) {', '.join(missing)}; re-run `semantoks embed` to rewrite the embeddings file."
+            f"{path}: lacks column(s) {', '.join(missing)}; rewrite it with `snakemake --cores 2 --forcerun embed`."
         )
     column = table.column("embedding").combine_chunks()
     width = getattr(column.type, "list_size", None)
     if width is None:
-        raise SemantoksError(f"{path}: column `embedding` is not a fixed-size list; re-run `semantoks embed`.")
+        raise SemantoksError(f"{path}: column `embedding` is not a fixed-size list; rewrite it with `snakemake --cores 2 --forcerun embed`.")
     values = column.flatten().to_numpy(zero_copy_only=False)
     X = np.asarray(values, dtype=np.float64).reshape(len(column), width)
     meta = table.select([c for c in META_COLUMNS + ["session"] if c in table.column_names]).to_pandas()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from semantoks import __version__
-from semantoks.atomic import write_text
+from semantoks.atomic import atomic_path, write_text
 from semantoks.dataset import iter_scans
 from semantoks.errors import SemantoksError
 from semantoks.health_verdict import HEALTH_KEYS, INDISTINGUISHABLE, verdict
@@ -25,28 +25,32 @@ VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "ma
 
 
 def build_report(
-    summary_tsv, phenotype_jsons, manifest, log_csv, example_scan, labels, out_html, config_hash=None, title=None
+    summary_tsv, phenotype_jsons, manifest, log_csv, example_scan, labels, out_html, config_hash=None, title=None,
+    figures_dir=None,
 ):
     """Write the report page to `out_html`.
 
     `manifest`: DataFrame or manifest file path(s) (.parquet/.tsv), or None; `log_csv`: the trainer's
     log.csv or None; `example_scan`: a Scan (or [frames, parcels] array) or None; `labels`: the
-    atlas table (DataFrame, labels.tsv path, or list of {name, network} dicts).
+    atlas table (DataFrame, labels.tsv path, or list of {name, network} dicts); `figures_dir`: where each
+    figure is also written as a PNG (Snakemake's --report registers them), or None.
     """
+    if figures_dir is not None:
+        Path(figures_dir).mkdir(parents=True, exist_ok=True)
     summary = pd.read_csv(summary_tsv, sep="\t", na_values=["n/a"], keep_default_na=False)
     records = [read_probe_record(path) for path in phenotype_jsons]
     fields = {
         "title": html.escape(title or "semantoks: phenotype probes of a network-token brain foundation model"),
         "run_line": html.escape(_run_line(config_hash)),
         "probe_intro": _probe_intro(records),
-        "probe_figure": _probe_figure(records),
+        "probe_figure": _probe_figure(records, figures_dir),
         "summary_table": _summary_table(summary),
         "skipped_table": _skipped_table(summary),
         "paired_section": _paired_section(records),
-        "loss_section": _loss_section(log_csv),
-        "health_section": _health_section(log_csv),
-        "qc_section": _qc_section(_read_manifest(manifest)),
-        "connectome_section": _connectome_section(example_scan, labels),
+        "loss_section": _loss_section(log_csv, figures_dir),
+        "health_section": _health_section(log_csv, figures_dir),
+        "qc_section": _qc_section(_read_manifest(manifest), figures_dir),
+        "connectome_section": _connectome_section(example_scan, labels, figures_dir),
         "run_table": _run_table(records, config_hash),
     }
     template = importlib.resources.files("semantoks.report").joinpath("template.html").read_text()
@@ -54,7 +58,10 @@ def build_report(
     return Path(out_html)
 
 
-def _figure(png, caption, alt):
+def _figure(png, caption, alt, figures_dir=None):
+    if figures_dir is not None:
+        with atomic_path(Path(figures_dir) / f"{alt.replace(' ', '_')}.png") as target:
+            Path(target).write_bytes(png)
     encoded = base64.b64encode(png).decode("ascii")
     return (
         f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
@@ -85,7 +92,7 @@ def _probe_intro(records):
     )
 
 
-def _probe_figure(records):
+def _probe_figure(records, figures_dir=None):
     if not any(r["status"] == "ok" for r in records):
         return "<p>No phenotype could be probed; see the reasons below.</p>"
     settings = _settings(records)
@@ -96,7 +103,7 @@ def _probe_figure(records):
         f"(mean over {settings.get('n_permutations', '?')} subject-level label permutations on the same splits), "
         "with its permutation p-value under the feature set's name. Dotted grey line: chance."
     )
-    return _figure(figures.probe_bars(records), html.escape(caption), "probe results per phenotype")
+    return _figure(figures.probe_bars(records), html.escape(caption), "probe results per phenotype", figures_dir)
 
 
 def _summary_table(summary):
@@ -213,7 +220,7 @@ def _number(value):
     return f"{round(float(value), 3) + 0.0:.3f}"
 
 
-def _loss_section(log_csv):
+def _loss_section(log_csv, figures_dir=None):
     if log_csv is None or not Path(log_csv).is_file():
         return "<p>No pretraining log: the model was not trained in this run (connectivity baselines only).</p>"
     log = pd.read_csv(log_csv)
@@ -224,10 +231,10 @@ def _loss_section(log_csv):
         "(log scale when all are positive). Right: the per-step schedules, each divided by its maximum so they "
         "share one axis. A total loss that falls and flattens, with no term collapsing to zero, is the healthy shape."
     )
-    return _figure(figures.loss_curves(log), html.escape(caption), "pretraining loss curves")
+    return _figure(figures.loss_curves(log), html.escape(caption), "pretraining loss curves", figures_dir)
 
 
-def _health_section(log_csv):
+def _health_section(log_csv, figures_dir=None):
     """Curves of the training-health columns of log.csv and one verdict line per model (docs/model.md)."""
     random_init = (f"<li><b>random_init</b>: {html.escape(INDISTINGUISHABLE)}, by definition: it is the "
                    "untrained encoder the model started from (same architecture, fixed seed).</li>")
@@ -253,7 +260,8 @@ def _health_section(log_csv):
         "embeddings; below the dashed line they have collapsed onto about one direction. Right: mean pairwise "
         "cosine of CLS and of token embeddings; above the dashed line every input maps to the same vector."
     )
-    figure = _figure(figures.health_curves(rows[["step", *present]]), html.escape(caption), "training health curves")
+    figure = _figure(figures.health_curves(rows[["step", *present]]), html.escape(caption), "training health curves",
+                     figures_dir)
     return f"{figure}<ul><li><b>model</b>: {model}.</li>{random_init}</ul>"
 
 
@@ -272,7 +280,7 @@ def _read_manifest(manifest):
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def _qc_section(manifest):
+def _qc_section(manifest, figures_dir=None):
     if manifest is None or manifest.empty:
         return "<p>No manifest given.</p>"
     included = manifest["included"].astype(bool)
@@ -289,7 +297,7 @@ def _qc_section(manifest):
         for _, r in counts.iterrows()
     )
     table = f"<table><tr><th>cohort</th><th>scans</th><th>included</th></tr>{rows}</table>"
-    return _figure(figures.qc_histograms(manifest), html.escape(caption), "QC histograms") + table
+    return _figure(figures.qc_histograms(manifest), html.escape(caption), "QC histograms", figures_dir) + table
 
 
 def _networks(labels):
@@ -300,7 +308,7 @@ def _networks(labels):
     return [str(label["network"]) for label in labels]
 
 
-def _connectome_section(example_scan, labels):
+def _connectome_section(example_scan, labels, figures_dir=None):
     if example_scan is None:
         return "<p>No example scan given.</p>"
     data = getattr(example_scan, "data", example_scan)
@@ -319,7 +327,7 @@ def _connectome_section(example_scan, labels):
         "outlined. Grey: parcels outside the scan's brain mask (and the diagonal). Colour limits: ±98th "
         "percentile of |z|. Warm within-network blocks are the expected structure."
     )
-    return _figure(figures.connectivity_matrix(data, networks, title), html.escape(caption), "connectivity matrix")
+    return _figure(figures.connectivity_matrix(data, networks, title), html.escape(caption), "connectivity matrix", figures_dir)
 
 
 def _run_table(records, config_hash):

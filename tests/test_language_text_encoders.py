@@ -68,3 +68,12 @@ def test_wordllama_loads_offline_when_installed():
     encoder = load_text_encoder("wordllama")
     x = encoder.encode(TEXTS)
     assert x.shape == (3, 256) and x.dtype == np.float32 and len(encoder.identity["weights_hash"]) == 64
+
+
+def test_schema_enum_is_the_registry():
+    from semantoks.config import load_schema, validate_config
+
+    schema = load_schema("config")["properties"]["language"]["properties"]["text_encoder"]
+    assert schema["enum"] == list(text_encoders.ENCODERS)
+    config = validate_config({"cohorts": {"demo": {"source": "simulated"}}})
+    assert config["language"]["enabled"] is False and config["language"]["text_encoder"] == "hashing"

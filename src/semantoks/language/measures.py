@@ -5,8 +5,9 @@ Every function takes plain arrays (one scan) so it can be checked by hand on sma
 
 import networkx as nx
 import numpy as np
+from scipy.linalg import eigh
 from scipy.signal import welch
-from scipy.sparse.csgraph import shortest_path
+from scipy.sparse import csr_array
 
 GRADIENT_SPARSITY = 0.9  # keep the top 10 % of each FC row before the cosine affinity
 GRAPH_DENSITY = 0.1  # proportional threshold of the |r| graph
@@ -37,7 +38,8 @@ def gradient_affinity(fc):
     """Cosine affinity of FC rows after keeping each row's top 10 % (negatives zeroed); [P, P] >= 0."""
     fc = np.array(fc, dtype=np.float64)
     np.fill_diagonal(fc, 0.0)
-    cut = np.quantile(fc, GRADIENT_SPARSITY, axis=1, method="lower")
+    k = int(np.floor(GRADIENT_SPARSITY * (fc.shape[1] - 1)))
+    cut = np.partition(fc, k, axis=1)[:, k]  # the per-row 90th percentile ("lower" interpolation)
     sparse = np.where((fc >= cut[:, None]) & (fc > 0), fc, 0.0)
     norm = np.linalg.norm(sparse, axis=1)
     unit = np.divide(sparse, norm[:, None], out=np.zeros_like(sparse), where=norm[:, None] > 0)
@@ -61,8 +63,9 @@ def diffusion_map(affinity, n_components=N_GRADIENTS, alpha=0.5):
     kernel = a * d[:, None] * d[None, :]
     row = kernel.sum(axis=1)
     symmetric = kernel / np.sqrt(np.outer(row, row))
-    values, vectors = np.linalg.eigh(symmetric)
-    order = np.argsort(values)[::-1][: n_components + 1]
+    n = len(symmetric)
+    values, vectors = eigh(symmetric, subset_by_index=[n - n_components - 1, n - 1])
+    order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     psi = vectors[:, 1:] / vectors[:, [0]]
     lam = values[1:]
@@ -87,7 +90,7 @@ def procrustes_align(gradients, reference):
 
 
 def proportional_threshold(weights, density=GRAPH_DENSITY):
-    """Symmetric matrix keeping the strongest `density` share of the off-diagonal edges (ties broken by order)."""
+    """Symmetric matrix keeping the strongest `density` share of the off-diagonal edges (deterministic for equal inputs)."""
     weights = np.asarray(weights, dtype=np.float64)
     n = weights.shape[0]
     upper = np.triu_indices(n, k=1)
@@ -96,7 +99,7 @@ def proportional_threshold(weights, density=GRAPH_DENSITY):
     kept = np.zeros(n * n).reshape(n, n)
     if n_keep == 0:
         return kept
-    order = np.argsort(-values, kind="stable")[:n_keep]
+    order = np.argpartition(-values, n_keep - 1)[:n_keep]
     rows, cols = upper[0][order], upper[1][order]
     kept[rows, cols] = values[order]
     kept[cols, rows] = values[order]
@@ -108,12 +111,19 @@ def global_efficiency(weights):
     n = weights.shape[0]
     if n < 2:
         return np.nan
-    distance = shortest_path((weights > 0).astype(np.float64), unweighted=True, directed=False)
-    off = ~np.eye(n, dtype=bool)
-    inverse = np.zeros_like(distance)
-    reachable = np.isfinite(distance) & off
-    inverse[reachable] = 1.0 / distance[reachable]
-    return float(inverse[off].mean())
+    adjacency = (weights > 0).astype(np.float32)
+    np.fill_diagonal(adjacency, 0.0)
+    # breadth-first search from every node at once: one matrix product per path length
+    visited = np.eye(n, dtype=bool)
+    frontier = visited.astype(np.float32)
+    total, length = 0.0, 0
+    while frontier.any():
+        length += 1
+        reached = ((frontier @ adjacency) > 0) & ~visited
+        total += reached.sum() / length
+        visited |= reached
+        frontier = reached.astype(np.float32)
+    return float(total / (n * (n - 1)))
 
 
 def weighted_clustering(weights):
@@ -122,7 +132,7 @@ def weighted_clustering(weights):
     if not top > 0:
         return 0.0
     cube = np.cbrt(weights / top)
-    triangles = np.einsum("ij,jk,ki->i", cube, cube, cube)
+    triangles = ((cube @ cube) * cube.T).sum(axis=1)
     degree = (weights > 0).sum(axis=1)
     pairs = degree * (degree - 1)
     return float(np.divide(triangles, pairs, out=np.zeros_like(triangles), where=pairs > 0).mean())
@@ -130,7 +140,7 @@ def weighted_clustering(weights):
 
 def louvain_modularity(weights, seed):
     """Modularity Q of a seeded Louvain partition of the weighted graph (networkx, deterministic per seed)."""
-    graph = nx.from_numpy_array(weights)
+    graph = nx.from_scipy_sparse_array(csr_array(np.triu(weights, k=1)))
     if graph.number_of_edges() == 0:
         return 0.0
     communities = nx.community.louvain_communities(graph, weight="weight", seed=seed)

@@ -80,3 +80,12 @@ def test_evaluation_reports_every_method_beside_chance(chain):
     table = pd.read_csv(out / "eval.tsv", sep="\t")
     assert {"retrieval", "zero_shot", "few_shot_diagnosis"} <= set(table["analysis"])
     assert json.loads((out / "eval.json").read_text())["split"]["n_test_scans"] == 4
+
+
+def test_report_section_shows_retrieval_zero_shot_and_few_shot(chain):
+    from semantoks.report.language import language_section
+
+    _, out, *_ = chain
+    section = language_section(out / "eval.json")
+    assert "Text retrieval, scan level" in section and "Zero-shot" in section and "Few-shot diagnosis" in section
+    assert "ceiling" in section and language_section(None) == ""

@@ -11,4 +11,5 @@ with rule_script(snakemake):
         snakemake.input.labels,
         snakemake.output[0],
         config_hash=snakemake.params.config_hash,
+        language_json=snakemake.input.language[0] if snakemake.input.get("language") else None,
     )

@@ -31,6 +31,7 @@ DEMO_CONFIG = {
     "pretrain": {"preset": "tiny", "steps": 20, "batch_size": 8, "checkpoint_every": 10},
     "embed": {"n_crops": 2},
     "probe": {"phenotypes": {"diagnosis": {}, "age": {"bins": 3}}, "n_repeats": 5, "n_permutations": 20},
+    "language": {"enabled": True, "zero_shot": ["diagnosis"], "align_steps": 100, "codes_k": 8, "few_shot_draws": 5},
 }
 
 
@@ -120,6 +121,17 @@ def test_checkpoint_carries_atlas_order_and_preprocessing(demo_run):
     embeddings = pq.read_table(demo_run / "features" / "model.parquet")
     assert embeddings.num_rows == pq.read_metadata(
         demo_run / "dataset" / "timeseries" / "atlas=Schaefer100x7" / "cohort=demo" / "part-0.parquet").num_rows
+
+
+@pytest.mark.slow
+def test_language_stages_end_with_evaluation_codes_and_report_section(demo_run):
+    language = demo_run / "language"
+    results = json.loads((language / "evaluation.json").read_text())
+    assert {"aligned", "unaligned_ridge", "network_fc_ridge"} <= set(results["retrieval_scan"])
+    assert results["retrieval_scan"]["aligned"]["n"] == results["split"]["n_test_scans"] > 0
+    assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "network_fc"}
+    assert pd.read_parquet(language / "codes" / "codes_8.parquet")["embedding"].map(len).eq(7 * 8).all()
+    assert "Language-aligned tokens" in (demo_run / "report" / "report.html").read_text()
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
     rows, results = [], {"split": {"n_train_scans": int(train.sum()), "n_test_scans": int(test.sum())},
                          "text_encoder": encoder_id, "descriptor_identity": descriptor_id}
 
-    def add(analysis, level, method, scores, chance_key=None):
+    def add(analysis, level, method, scores):
         for metric in ("top1", "top5", "mrr"):
             rows.append({"analysis": analysis, "level": level, "method": method, "metric": metric,
                          "value": scores[metric], "chance": scores[f"chance_{metric}"], "n": scores["n"]})

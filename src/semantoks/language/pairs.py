@@ -43,6 +43,7 @@ def scan_pairs(meta, features, targets, extra=None):
             target = targets[key]
             added = (extra or {}).get(subject_key(meta["cohort"].iloc[i], meta["subject"].iloc[i]))
             if added is not None:
+                # the unit mean of the four family texts and the phenotype sentences, all weighted alike
                 target = _unit(target * 4 + np.asarray(added).sum(axis=0)[None, :])
             keep.append(i)
             stacked.append(target)

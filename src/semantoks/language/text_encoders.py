@@ -62,7 +62,10 @@ def no_network(name):
     finally:
         socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
         for key, value in saved_env.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     if attempts:
         raise SemantoksError(
             f"text encoder {name}: tried to reach the network ({attempts[0]!r}) while loading; install a package "

@@ -76,6 +76,7 @@ def test_evaluation_reports_every_method_beside_chance(chain):
     assert set(results["retrieval_network"]) == {"aligned", "unaligned_ridge", "network_fc_ridge"}
     assert results["retrieval_scan"]["aligned"]["chance_top1"] == pytest.approx(1 / 4)
     assert set(results["zero_shot"]) == {"diagnosis", "diagnosis_without_phenotype_sentences"}
+    assert "leave-one-cohort-out does not apply" in results["zero_shot_design"]
     assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "network_fc"}
     table = pd.read_csv(out / "eval.tsv", sep="\t")
     assert {"retrieval", "zero_shot", "few_shot_diagnosis"} <= set(table["analysis"])

@@ -79,6 +79,12 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
     if phenotypes is not None and zero_shot_phenotypes:
         labels = _scan_labels(meta, phenotypes, zero_shot_phenotypes)
         results["zero_shot"] = _zero_shot(heads_dir, text_record, encoder_id, descriptor_id, X, test, labels, seed)
+        n_cohorts = meta["cohort"].nunique()
+        results["zero_shot_design"] = (
+            "held-out subjects of the language split; one cohort, so leave-one-cohort-out does not apply"
+            if n_cohorts == 1 else
+            f"held-out subjects of the language split across {n_cohorts} cohorts; leave-one-cohort-out is not "
+            "implemented yet")
         for name, scores in results["zero_shot"].items():
             rows.append({"analysis": "zero_shot", "level": "scan", "method": name, "metric": "balanced_accuracy",
                          "value": scores["balanced_accuracy"], "chance": scores["null_mean"], "n": scores["n"]})

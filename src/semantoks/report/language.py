@@ -38,7 +38,9 @@ def language_section(evaluation_json):
         rows = "".join(f"<tr><td>{html.escape(name)}</td><td class=\"num\">{_cell(s['balanced_accuracy'])}</td>"
                        f"<td class=\"num\">{_cell(s['null_mean'])} ± {_cell(s['null_sd'])}</td>"
                        f"<td class=\"num\">{_cell(s['p_value'])}</td></tr>" for name, s in zero.items())
-        parts.append("<h3>Zero-shot by text prompts (held-out subjects)</h3><table><tr><th>phenotype</th>"
+        parts.append("<h3>Zero-shot by text prompts</h3>"
+                     f"<p class=\"note\">{html.escape(results.get('zero_shot_design', ''))}</p>"
+                     "<table><tr><th>phenotype</th>"
                      f"<th>balanced accuracy</th><th>shuffled null</th><th>p</th></tr>{rows}</table>")
     for phenotype, curves in results.get("few_shot", {}).items():
         ks = [point["k"] for point in next(iter(curves.values()))]

@@ -27,6 +27,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/language.smk"
 
 
 rule all:

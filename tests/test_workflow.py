@@ -113,6 +113,17 @@ def test_checkpoint_carries_atlas_order_and_preprocessing(demo_run):
 
 
 @pytest.mark.slow
+def test_language_stages_end_with_evaluation_codes_and_report_section(demo_run):
+    language = demo_run / "language"
+    results = json.loads((language / "evaluation.json").read_text())
+    assert {"aligned", "unaligned_ridge", "network_fc_ridge"} <= set(results["retrieval_scan"])
+    assert results["retrieval_scan"]["aligned"]["n"] == results["split"]["n_test_scans"] > 0
+    assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "network_fc"}
+    assert pd.read_parquet(language / "codes" / "codes_8.parquet")["embedding"].map(len).eq(7 * 8).all()
+    assert "Language-aligned tokens" in (demo_run / "report" / "report.html").read_text()
+
+
+@pytest.mark.slow
 def test_report_is_written_and_a_finished_workflow_has_nothing_to_do(demo_run, repo_root, templateflow_home):
     html = (demo_run / "report" / "report.html").read_text()
     assert "diagnosis" in html and "data:image/png;base64" in html

@@ -72,6 +72,8 @@ PHENOTYPE_TABLE = f"{R}/dataset/phenotypes/cohort={{cohort}}/part-0.parquet"
 MODEL_DIR = f"{R}/models/{config['pretrain']['preset']}_{ATLAS_ID}"
 CHECKPOINT = f"{MODEL_DIR}/checkpoint.pt"
 FEATURES = f"{R}/features/{{feature_set}}.parquet"
+LANGUAGE = config["language"]
+LANG = f"{R}/language"
 
 
 def script_code(name):
@@ -185,4 +187,6 @@ def final_targets():
     targets += [PHENOTYPE_TABLE.format(cohort=c) for c in COHORTS]
     if PHENOTYPES:
         targets += [f"{R}/probes/summary.tsv", f"{R}/report/report.html"]
+    if LANGUAGE["enabled"]:
+        targets += [f"{LANG}/evaluation.json", f"{LANG}/codes/codes_{LANGUAGE['codes_k']}.parquet"]
     return targets

@@ -15,6 +15,7 @@ rule report:
         partition=PARTITION.format(cohort=PROBE_COHORTS[0]),
         labels=ATLAS_LABELS,
         log_csv=[f"{MODEL_DIR}/log.csv"] if config["pretrain"]["enabled"] else [],
+        language=[f"{LANG}/evaluation.json"] if LANGUAGE["enabled"] else [],
     output:
         html=report(f"{R}/report/report.html", caption="../report/report.rst", category="Report"),
         figures=report(

@@ -13,4 +13,5 @@ with rule_script(snakemake):
         snakemake.output.html,
         config_hash=config_hash(snakemake.config),
         figures_dir=snakemake.output.figures,
+        language_json=snakemake.input.language[0] if snakemake.input.get("language") else None,
     )

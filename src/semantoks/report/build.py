@@ -20,13 +20,14 @@ from semantoks.health_verdict import HEALTH_KEYS, INDISTINGUISHABLE, verdict
 from semantoks.probes.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 from semantoks.probes.summary import read_probe_record
 from semantoks.report import figures
+from semantoks.report.language import language_section
 
 VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "matplotlib", "torch", "nilearn")
 
 
 def build_report(
     summary_tsv, phenotype_jsons, manifest, log_csv, example_scan, labels, out_html, config_hash=None, title=None,
-    figures_dir=None,
+    figures_dir=None, language_json=None,
 ):
     """Write the report page to `out_html`.
 
@@ -51,6 +52,7 @@ def build_report(
         "health_section": _health_section(log_csv, figures_dir),
         "qc_section": _qc_section(_read_manifest(manifest), figures_dir),
         "connectome_section": _connectome_section(example_scan, labels, figures_dir),
+        "language_section": language_section(language_json),
         "run_table": _run_table(records, config_hash),
     }
     template = importlib.resources.files("semantoks.report").joinpath("template.html").read_text()

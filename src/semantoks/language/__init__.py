@@ -1,0 +1,1 @@
+"""Language-aligned network tokens: descriptor texts, frozen text encoders, alignment heads, codes, evaluation."""

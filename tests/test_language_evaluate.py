@@ -1,0 +1,92 @@
+"""The language chain on a tiny dataset: descriptors -> text embeddings -> heads -> codes -> evaluation."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_pretrain import ATLAS, simulate_scans, tiny_config, write_dataset
+
+from semantoks.embed import embed_dataset
+from semantoks.language.align import align_stage
+from semantoks.language.codes import codes_stage
+from semantoks.language.descriptors import describe_dataset
+from semantoks.language.evaluate import evaluate_stage
+from semantoks.language.network_tokens import network_token_features, read_network_tokens
+from semantoks.language.text_embed import embed_texts
+from semantoks.model.train import pretrain
+from semantoks.probes.features import write_feature_set
+from semantoks.probes.load import connectivity_feature_set
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("language")
+    scans, _ = simulate_scans(16, seed=5, n_frames=150)
+    write_dataset(root / "data", "A", scans)
+    out = root / "language"
+    record = describe_dataset(root / "data", ATLAS, ["A"], out / "descriptors", test_size=0.25, seed=0)
+    embed_texts(out / "descriptors", "hashing", out / "text_embeddings.parquet", out / "text_encoder.json")
+    checkpoint = pretrain(tiny_config(steps=2, checkpoint_every=2), root / "data", ATLAS, ["A"], root / "model")
+    embed_dataset(checkpoint, root / "data", ATLAS, ["A"], root / "model.parquet", n_crops=2)
+    network_token_features(checkpoint, root / "data", ATLAS, ["A"], out / "network_tokens.parquet", n_crops=2)
+    write_feature_set(root / "network_fc.parquet", *connectivity_feature_set(root / "data", ATLAS, "network_fc"))
+    phenotypes = pd.DataFrame({"cohort": "A", "subject": [f"A{i:03d}" for i in range(16)],
+                               "diagnosis": ["patient", "control"] * 8})
+    align = align_stage(out / "descriptors", out / "text_embeddings.parquet", out / "text_encoder.json",
+                        root / "model.parquet", out / "network_tokens.parquet", out / "heads", phenotypes,
+                        ["diagnosis"], steps=30)
+    stats = codes_stage(out / "network_tokens.parquet", out / "descriptors", out / "codes", k=4)
+    results = evaluate_stage(out / "descriptors", out / "text_embeddings.parquet", out / "text_encoder.json",
+                             root / "model.parquet", out / "network_tokens.parquet", out / "heads",
+                             out / "eval.json", out / "eval.tsv", baselines={"network_fc": root / "network_fc.parquet"},
+                             codes_parquet=out / "codes" / "codes_4.parquet", phenotypes=phenotypes,
+                             zero_shot_phenotypes=["diagnosis"], few_shot_ks=(1, 2), few_shot_draws=3)
+    return root, out, record, align, stats, results
+
+
+def test_network_tokens_are_one_per_network_and_scan(chain):
+    root, out, *_ = chain
+    meta, tokens, record = read_network_tokens(out / "network_tokens.parquet")
+    assert tokens.shape == (16, 4, 32) and record["networks"] == ["Vis", "SomMot", "DorsAttn", "Default"]
+
+
+def test_heads_train_on_training_subjects_only(chain):
+    _, out, record, align, *_ = chain
+    n_train = len(record["split"]["train"])
+    assert align["heads"]["scan"]["n_train_pairs"] == n_train == 12
+    assert align["heads"]["network"]["n_train_pairs"] == 4 * n_train
+    assert align["heads"]["zero_shot"]["n_train_pairs"] == n_train
+
+
+def test_codes_feature_set_and_tables(chain):
+    _, out, _, _, stats, _ = chain
+    features = pd.read_parquet(out / "codes" / "codes_4.parquet")
+    assert len(features) == 16 and all(np.asarray(row).sum() == 4 for row in features["embedding"])
+    names = pd.read_csv(out / "codes" / "codes_4_names.tsv", sep="\t")
+    assert list(names["code"]) == [0, 1, 2, 3] and 1 <= stats["train"]["perplexity"] <= 4
+
+
+def test_evaluation_reports_every_method_beside_chance(chain):
+    _, out, _, _, _, results = chain
+    assert set(results["retrieval_scan"]) == {"aligned", "unaligned_ridge", "network_fc_ridge"}
+    assert set(results["retrieval_network"]) == {"aligned", "unaligned_ridge", "network_fc_ridge"}
+    assert results["retrieval_scan"]["aligned"]["chance_top1"] == pytest.approx(1 / 4)
+    assert set(results["zero_shot"]) == {"diagnosis", "diagnosis_without_phenotype_sentences"}
+    assert "leave-one-cohort-out does not apply" in results["zero_shot_design"]
+    assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "network_fc"}
+    table = pd.read_csv(out / "eval.tsv", sep="\t")
+    assert {"retrieval", "zero_shot", "few_shot_diagnosis"} <= set(table["analysis"])
+    assert json.loads((out / "eval.json").read_text())["split"]["n_test_scans"] == 4
+
+
+def test_report_section_shows_retrieval_zero_shot_and_few_shot(chain):
+    from semantoks.report.language import language_section
+
+    _, out, *_ = chain
+    section = language_section(out / "eval.json")
+    assert "Text retrieval, scan level" in section and "Zero-shot" in section and "Few-shot diagnosis" in section
+    assert "ceiling" in section and language_section(None) == ""

@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from semantoks.language.evaluate import evaluate_stage
+from semantoks.probes.load import load_phenotypes
+from semantoks.rule_runner import rule_script
+
+with rule_script(snakemake):
+    settings = snakemake.params.language
+    evaluate_stage(Path(snakemake.input.reference).parent, snakemake.input.text_embeddings, snakemake.input.text_encoder,
+                   snakemake.input.features, snakemake.input.tokens, Path(snakemake.input.heads).parent,
+                   snakemake.output.json, snakemake.output.tsv, baselines={"network_fc": snakemake.input.network_fc},
+                   codes_parquet=snakemake.input.codes,
+                   phenotypes=load_phenotypes(snakemake.params.dataset, list(snakemake.params.cohorts)),
+                   zero_shot_phenotypes=settings["zero_shot"], few_shot_ks=settings["few_shot_ks"],
+                   few_shot_draws=settings["few_shot_draws"], seed=settings["seed"])

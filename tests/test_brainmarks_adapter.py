@@ -90,10 +90,56 @@ def test_short_samples_and_wrong_atlases_are_refused_clearly(schaefer400_model, 
 
 
 @pytest.mark.skipif(not HAS_BRAINMARKS, reason="the brainmarks extra is not installed (pip install -e '.[brainmarks]')")
-def test_brainmarks_smoke_test_passes_for_semantoks(schaefer400_model):
-    env = {**os.environ, "SEMANTOKS_MODEL": str(schaefer400_model)}
-    done = subprocess.run([sys.executable, "-m", "brainmarks.models.test_models", "semantoks"], env=env,
-                          capture_output=True, text=True, timeout=600)
-    # 160 frames pass; 16 frames at TR 1 s are refused with our one-line reason, not an obscure crash
-    assert "test_model[semantoks-160] PASSED" in done.stdout or "2 passed" not in done.stdout
-    assert "passed" in done.stdout and "shorter than one 20-TR patch" in done.stdout, done.stdout[-3000:]
+def test_brainmarks_smoke_test_passes_for_semantoks(schaefer400_model, monkeypatch):
+    from brainmarks.models import test_models
+    from brainmarks.models.registry import list_models
+
+    monkeypatch.setenv("SEMANTOKS_MODEL", str(schaefer400_model))
+    assert "semantoks" in list_models()
+    test_models.test_model("semantoks", 160)
+    # 16 frames at TR 1 s: refused with our one-line reason, not an obscure crash
+    with pytest.raises(SemantoksError, match="shorter than one 20-TR patch"):
+        test_models.test_model("semantoks", 16)
+
+
+def _write_abide_like_fixture(root, n_per_split=(12, 6, 6), n_frames=160):
+    """A local stand-in for Brainmarks' ABIDE bucket: Arrow splits in schaefer400 space + a dx target map."""
+    import json
+
+    import datasets
+
+    rng = np.random.default_rng(0)
+    pattern = rng.standard_normal(400)
+    target_map, subject = {}, 0
+    for split, n in zip(("train", "validation", "test"), n_per_split):
+        rows = {"sub": [], "tr": [], "bold": [], "mean": [], "std": []}
+        for i in range(n):
+            label = i % 2
+            shared = rng.standard_normal(n_frames)
+            bold = rng.standard_normal((n_frames, 400)) + (1.5 * label) * shared[:, None] * pattern
+            bold = (bold - bold.mean(0)) / bold.std(0)
+            rows["sub"].append(f"s{subject:03d}")
+            rows["tr"].append(2.0)
+            rows["bold"].append(bold.astype(np.float16))
+            rows["mean"].append(np.zeros((1, 400), np.float32))
+            rows["std"].append(np.ones((1, 400), np.float32))
+            target_map[f"s{subject:03d}"] = int(label)
+            subject += 1
+        datasets.Dataset.from_dict(rows).save_to_disk(str(root / "abide.schaefer400.arrow" / split))
+    (root / "targets").mkdir(parents=True)
+    (root / "targets/abide_target_map_dx.json").write_text(json.dumps(target_map))
+
+
+@pytest.mark.skipif(not HAS_BRAINMARKS, reason="the brainmarks extra is not installed (pip install -e '.[brainmarks]')")
+def test_brainmarks_logistic_probe_runs_offline(schaefer400_model, tmp_path):
+    _write_abide_like_fixture(tmp_path / "abide")
+    env = {**os.environ, "ABIDE_ROOT": str(tmp_path / "abide"), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_CACHE": str(tmp_path / "hf_cache")}
+    command = [sys.executable, "-m", "brainmarks.main_logistic", "semantoks", "cls", "abide_dx", "--overrides",
+               "device=cpu", "num_workers=1", "n_trials=3", "amp=false", "batch_size=8",
+               f"model_kwargs.checkpoint={schaefer400_model}", f"output_root={tmp_path / 'out'}"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = pd.read_csv(next((tmp_path / "out").rglob("eval_table.csv")))
+    assert set(table["split"]) == {"train", "test"} and (table["model"] == "semantoks").all()
+    assert table["bacc"].between(0, 1).all() and len(table) == 2 + 2 * 3

@@ -9,6 +9,7 @@ EMA update), our encoder alone (forward + backward of the student encoder on bot
 reference nn.TransformerEncoder (pre-LN, same D / depth / heads / MLP ratio, same number of
 tokens incl. CLS, forward + backward). On CUDA (bf16 autocast) it also reports model FLOPs
 utilisation: FLOPs of one full step counted with torch.utils.flop_counter / step time / peak.
+`--head-hidden` sets the projection heads' width, the largest cost of a `tiny` step on CPU.
 `data_scans_per_s` is the in-memory batch source alone (crops of preprocessed scans), for comparison.
 """
 
@@ -86,6 +87,7 @@ def main():
     parser.add_argument("--networks", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student")
+    parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: the loss default)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU bf16 peak for MFU (default by name)")
     args = parser.parse_args()
 
@@ -99,7 +101,8 @@ def main():
     config = resolve_encoder_config(args.preset)
     n_patches = config["window"] // config["patch_len"]
     parcel_network = np.sort(np.arange(args.parcels) % args.networks)
-    model = SelfDistillationModel(config, {}, parcel_network, args.networks).to(device)
+    loss_config = {} if args.head_hidden is None else {"head_hidden": args.head_hidden}
+    model = SelfDistillationModel(config, loss_config, parcel_network, args.networks).to(device)
     if args.compile:
         model.student = torch.compile(model.student)
     optimizer = torch.optim.AdamW(model.param_groups(0.05), lr=1e-4, fused=device.type == "cuda")
@@ -138,6 +141,7 @@ def main():
         loss.backward()
 
     results = {"preset": args.preset, "batch_size": args.batch_size, "device": str(device),
+               "head_hidden": model.loss_config["head_hidden"],
                "tokens_per_view": args.networks * n_patches, "threads": torch.get_num_threads()}
     timings = {"train_step": train_step, "encoder_fwd_bwd": encoder_step, "reference_fwd_bwd": reference_step}
     for name, step in timings.items():

@@ -107,3 +107,50 @@ def test_example_scan_and_atlas_labels_must_agree(report_inputs):
 def test_exclusion_reasons_group_sentences_that_differ_only_in_numbers(report_inputs):
     counts = exclusion_reasons(report_inputs["manifest"])
     assert counts.to_dict() == {"mean FD N mm above N mm": 2}
+
+
+def test_report_shows_training_health_and_a_verdict_per_model(report_inputs, tmp_path):
+    log = pd.read_csv(report_inputs["log_csv"])
+    # health measured every other logging step; the last row is healthy but the first ones were still at init
+    measured = np.arange(len(log)) % 2 == 1
+    log["cka_init"] = np.where(measured, np.linspace(1.0, 0.6, len(log)), np.nan)
+    log["drift_r"] = np.where(measured, np.linspace(1.0, 0.5, len(log)), np.nan)
+    log["rankme"] = np.where(measured, 12.0, np.nan)
+    log["token_cosine"] = np.where(measured, 0.3, np.nan)
+    log["cls_cosine"] = np.where(measured, np.linspace(0.999, 0.7, len(log)), np.nan)
+    log.to_csv(tmp_path / "health_log.csv", index=False)
+    build_report(**{**report_inputs, "log_csv": tmp_path / "health_log.csv"})
+    page = report_inputs["out_html"].read_text()
+    assert len(embedded_pngs(page)) == 5 and 'alt="training health curves"' in page
+    assert "<b>model</b>: <b>learning</b> at step 45: linear CKA with the step-0 embeddings is 0.600" in page
+    assert "<b>random_init</b>: indistinguishable from its random init, by definition" in page
+
+    log.loc[log.index[-1], "cka_init"] = 0.97
+    log.to_csv(tmp_path / "health_log.csv", index=False)
+    build_report(**{**report_inputs, "log_csv": tmp_path / "health_log.csv"})
+    assert "<b>indistinguishable from its random init</b> at step 45" in report_inputs["out_html"].read_text()
+
+
+def test_report_without_health_columns_gives_no_model_verdict(report_inputs):
+    build_report(**report_inputs)
+    page = report_inputs["out_html"].read_text()
+    assert "has no training-health columns" in page and "gets no verdict" in page
+    assert "<b>random_init</b>: indistinguishable" in page
+
+
+def test_report_imports_without_torch():
+    """The report runs in envs/pipeline.yaml, which has no torch: the health verdict must not need it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "import semantoks.report\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,6 +13,7 @@ import torch
 
 from semantoks.atomic import atomic_path
 from semantoks.errors import SemantoksError
+from semantoks.model.backbone import scan_features
 from semantoks.model.checkpoint import build_encoder_from, check_identity, data_identity
 from semantoks.model.data import Preprocessing, crop, is_usable, preprocess_scan, scan_records, embedding_crop_starts
 from semantoks.model.distributed import resolve_device
@@ -48,10 +49,7 @@ class NetworkTokenScanEncoder:
 
     @torch.no_grad()
     def embed(self, batch):
-        out = self.encoder(batch["x"], batch["parcel_valid"], batch["patch_valid"])
-        weights = out["token_valid"].to(out["tokens"].dtype)[..., None]
-        mean_tokens = (out["tokens"] * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        return torch.cat([out["cls"], mean_tokens], dim=-1).float()
+        return scan_features(self.encoder(batch["x"], batch["parcel_valid"], batch["patch_valid"]))
 
 
 def embed_scans(scan_encoder, records, n_crops=8, batch_size=64):

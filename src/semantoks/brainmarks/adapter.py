@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from semantoks.errors import SemantoksError
+from semantoks.model.backbone import scan_features
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,8 @@ class SemantoksWrapper(torch.nn.Module):
         n_batch, n_crops = x.shape[:2]
         parcel_valid = batch["parcel_valid"][:, None].expand(-1, n_crops, -1).flatten(0, 1)
         out = self.encoder(x.flatten(0, 1).float(), parcel_valid, patch_valid.flatten(0, 1))
+        feature = scan_features(out).reshape(n_batch, n_crops, -1).mean(1)
         weights = out["token_valid"].to(out["tokens"].dtype)[..., None]
-        mean_tokens = (out["tokens"] * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        feature = torch.cat([out["cls"], mean_tokens], dim=-1).reshape(n_batch, n_crops, -1).mean(1)
         tokens = (out["tokens"] * weights).reshape(n_batch, n_crops, *out["tokens"].shape[1:]).sum(1)
         counts = weights.reshape(n_batch, n_crops, -1, 1).sum(1).clamp(min=1.0)
         return feature[:, None], None, tokens / counts

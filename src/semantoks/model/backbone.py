@@ -20,6 +20,13 @@ def sinusoidal_embedding(n_positions, dim, device=None):
     return code
 
 
+def scan_features(out):
+    """Encoder output dict -> [B, 2D] float32 feature vectors: CLS concatenated with the mean of valid tokens."""
+    weights = out["token_valid"].to(out["tokens"].dtype)[..., None]
+    mean_tokens = (out["tokens"] * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    return torch.cat([out["cls"], mean_tokens], dim=-1).float()
+
+
 class DropPath(nn.Module):
     """Stochastic depth: drops a residual branch per sample while training."""
 

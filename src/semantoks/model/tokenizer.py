@@ -21,7 +21,10 @@ def network_sizes(parcel_network, n_networks=None):
 
 
 class NetworkPatchEncoder(nn.Module):
-    """One network's patch [B', parcels, patch_len] -> [B', short_channels + long_channels] features."""
+    """One network's parameters: a dense short conv over its parcels, depthwise long convs, a pointwise mix.
+
+    It holds parameters only: NetworkTokenizer runs every network's convolutions at once.
+    """
 
     def __init__(self, n_parcels, short_channels, long_channels, short_kernel, long_kernels):
         super().__init__()
@@ -30,10 +33,6 @@ class NetworkPatchEncoder(nn.Module):
             nn.Conv1d(n_parcels, n_parcels, k, padding=k // 2, groups=n_parcels, bias=False)
             for k in long_kernels)
         self.pointwise = nn.Conv1d(n_parcels * len(long_kernels), long_channels, 1)
-
-    def forward(self, x):
-        long = self.pointwise(torch.cat([conv(x) for conv in self.depthwise], dim=1))
-        return F.gelu(torch.cat([self.short(x), long], dim=1)).mean(dim=-1)
 
 
 class NetworkTokenizer(nn.Module):
@@ -46,9 +45,11 @@ class NetworkTokenizer(nn.Module):
     LayerNorm). Invalid parcels are zero-filled and each network's input is rescaled by
     (network size / valid parcels), so a network with dropped parcels is not just quieter.
 
-    The networks run in a Python loop over exact-size convolutions: on CPU this was 2x faster than
-    one grouped convolution over networks zero-padded to the largest one (benchmark in the report),
-    and every network keeps exact, readable parameters.
+    Parameters live per network (`networks[n]`, exact sizes, the state_dict layout of a Python loop
+    over networks), but all networks run at once: parcels are gathered into [networks, largest network]
+    slots (empty slots read zeros and meet zero weights) and the convolutions become a few batched
+    matrix products (see `_encode_patches`). Outputs equal the per-network loop's
+    (tests/test_model_tokenizer.py); on CPU it is several times faster (benchmarks/RESULTS.md).
     """
 
     def __init__(self, parcel_network, dim, patch_len=20, short_kernel=3, long_kernels=(5, 9, 15),
@@ -65,14 +66,57 @@ class NetworkTokenizer(nn.Module):
         self.sizes = [int(s) for s in sizes]
         short_channels = dim // 2 if short_channels is None else short_channels
         self.register_buffer("parcel_network", torch.as_tensor(labels), persistent=False)
-        # Stable sort: parcels grouped by network, atlas order kept within each network.
-        self.register_buffer("network_order", torch.as_tensor(np.argsort(labels, kind="stable")),
-                             persistent=False)
         self.register_buffer("network_sizes", torch.as_tensor(sizes, dtype=torch.float32), persistent=False)
         self.networks = nn.ModuleList(
             NetworkPatchEncoder(size, short_channels, dim - short_channels, short_kernel, long_kernels)
             for size in self.sizes)
         self.norm = nn.LayerNorm(dim)
+        self.short_kernel = short_kernel
+        self.long_kernels = tuple(long_kernels)
+        self.max_size = max(self.sizes)
+        # slot n * max_size + i holds parcel i of network n (atlas order), or index n_parcels (a zero row)
+        slots = np.full((self.n_networks, self.max_size), self.n_parcels, dtype=np.int64)
+        order = np.argsort(labels, kind="stable")  # stable: atlas order kept within each network
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        for n, (start, size) in enumerate(zip(starts, self.sizes)):
+            slots[n, :size] = order[start:start + size]
+        self.register_buffer("parcel_slots", torch.as_tensor(slots.ravel()), persistent=False)
+
+    def _padded_weights(self):
+        """Per-network parameters zero-padded to max_size parcels and stacked over networks.
+
+        Returns the depthwise kernels [N*M, L, Kmax] (centred, zero-padded to the longest), short conv
+        taps [N, M, ks*S], short bias [N, S], pointwise [N, M*L, C] and pointwise bias [N, C]
+        (M = max_size, L = number of long kernels).
+        """
+        longest = max(self.long_kernels)
+        depthwise, short, pointwise = [], [], []
+        for size, network in zip(self.sizes, self.networks):
+            missing = self.max_size - size
+            kernels = [F.pad(conv.weight[:, 0], ((longest - k) // 2, (longest - k) // 2))
+                       for conv, k in zip(network.depthwise, self.long_kernels)]
+            depthwise.append(F.pad(torch.stack(kernels, dim=1), (0, 0, 0, 0, 0, missing)))  # [M, L, Kmax]
+            short.append(F.pad(network.short.weight, (0, 0, 0, missing)).permute(1, 2, 0).flatten(1, 2))
+            mix = network.pointwise.weight[:, :, 0].unflatten(1, (len(self.long_kernels), size))
+            pointwise.append(F.pad(mix, (0, missing)).permute(2, 1, 0).flatten(0, 1))  # [(M, L), C]
+        return (torch.stack(depthwise).flatten(0, 1), torch.stack(short),
+                torch.stack([network.short.bias for network in self.networks]), torch.stack(pointwise),
+                torch.stack([network.pointwise.bias for network in self.networks]))
+
+    def _toeplitz(self, kernels):
+        """Kernels [S, L, Kmax] -> [S, W, W*L]: each slot's 'same' convolutions within a patch as one matrix."""
+        width, reach = self.patch_len, kernels.shape[-1] // 2
+        positions = torch.arange(width, device=kernels.device)
+        offset = positions[:, None] - positions  # [t_in, t_out]
+        matrix = kernels[:, :, (offset + reach).clamp(0, 2 * reach)] * (offset.abs() <= reach).to(kernels.dtype)
+        return matrix.permute(0, 2, 3, 1).flatten(2, 3)  # [S, t_in, (t_out, l)]
+
+    def _tap_sum(self, dtype, device):
+        """[W, W*ks] 0/1 matrix: output t sums tap j of input t + j - ks//2 (zero outside the patch)."""
+        width, kernel = self.patch_len, self.short_kernel
+        t_out, t_in, tap = torch.meshgrid(*(torch.arange(n, device=device) for n in (width, width, kernel)),
+                                          indexing="ij")
+        return (t_in == t_out + tap - kernel // 2).to(dtype).flatten(1, 2)
 
     def network_valid(self, parcel_valid):
         """[B, P] bool -> ([B, N] bool: network has a valid parcel, [B, N] float input rescale)."""
@@ -99,9 +143,30 @@ class NetworkTokenizer(nn.Module):
             _, scale = self.network_valid(parcel_valid)
             x = x * scale[:, self.parcel_network, None].to(x.dtype)
 
-        patches = x[:, self.network_order].reshape(batch, n_parcels, n_patches, self.patch_len)
-        patches = patches.transpose(1, 2).reshape(batch * n_patches, n_parcels, self.patch_len)
-        per_network = torch.split(patches, self.sizes, dim=1)
-        features = torch.stack([encode(part) for encode, part in zip(self.networks, per_network)], dim=1)
+        features = self._encode_patches(x, n_patches)
         tokens = self.norm(features)
         return tokens.reshape(batch, n_patches, self.n_networks, self.dim).transpose(1, 2)
+
+    def _encode_patches(self, x, n_patches):
+        """x [B, P, T] -> [B * K, N, D]: every network's convolutions, all networks at once.
+
+        Depthwise convs: one product of each slot's patches with its W x W convolution matrices (a
+        patch is short, so this beats a grouped conv on CPU). Short conv: one product per network
+        over parcels, then a fixed tap-summing matrix. Pointwise conv: one product per network.
+        """
+        n_networks, size, width = self.n_networks, self.max_size, self.patch_len
+        depthwise, short, short_bias, pointwise, pointwise_bias = self._padded_weights()
+        dtype = x.dtype
+        x = torch.cat([x, x.new_zeros(x.shape[0], 1, x.shape[-1])], dim=1).transpose(0, 1)[self.parcel_slots]
+        patches = x.reshape(n_networks * size, -1, width)  # [N*M, B', W], B' = (scan, patch)
+        long = torch.bmm(patches, self._toeplitz(depthwise).to(dtype))  # [N*M, B', (W, L)]
+        long = long.reshape(n_networks, size, -1, len(self.long_kernels)).transpose(1, 2)
+        long = torch.baddbmm(pointwise_bias[:, None, :].to(dtype), long.reshape(n_networks, -1, long.shape[2:].numel()),
+                             pointwise.to(dtype))  # [N, B'W, C]
+        by_network = patches.reshape(n_networks, size, -1).transpose(1, 2).contiguous()  # [N, B'W, M]
+        taps = torch.bmm(by_network, short.to(dtype))  # [N, B'W, (ks, S)]
+        taps = taps.reshape(-1, width * self.short_kernel, short_bias.shape[-1])
+        short_out = torch.matmul(self._tap_sum(dtype, x.device), taps).reshape(n_networks, -1, width, taps.shape[-1])
+        short_out = F.gelu(short_out + short_bias[:, None, None, :].to(dtype)).mean(dim=2)
+        long = F.gelu(long).reshape(n_networks, -1, width, long.shape[-1]).mean(dim=2)
+        return torch.cat([short_out, long], dim=-1).transpose(0, 1)

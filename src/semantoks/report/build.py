@@ -16,6 +16,7 @@ from semantoks import __version__
 from semantoks.atomic import write_text
 from semantoks.dataset import iter_scans
 from semantoks.errors import SemantoksError
+from semantoks.health_verdict import HEALTH_KEYS, INDISTINGUISHABLE, verdict
 from semantoks.probes.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 from semantoks.probes.summary import read_probe_record
 from semantoks.report import figures
@@ -42,6 +43,7 @@ def build_report(
         "summary_table": _summary_table(summary),
         "skipped_table": _skipped_table(summary),
         "loss_section": _loss_section(log_csv),
+        "health_section": _health_section(log_csv),
         "qc_section": _qc_section(_read_manifest(manifest)),
         "connectome_section": _connectome_section(example_scan, labels),
         "run_table": _run_table(records, config_hash),
@@ -173,6 +175,36 @@ def _loss_section(log_csv):
         "share one axis. A total loss that falls and flattens, with no term collapsing to zero, is the healthy shape."
     )
     return _figure(figures.loss_curves(log), html.escape(caption), "pretraining loss curves")
+
+
+def _health_section(log_csv):
+    """Curves of the training-health columns of log.csv and one verdict line per model (docs/model.md)."""
+    random_init = (f"<li><b>random_init</b>: {html.escape(INDISTINGUISHABLE)}, by definition: it is the "
+                   "untrained encoder the model started from (same architecture, fixed seed).</li>")
+    if log_csv is None or not Path(log_csv).is_file():
+        return "<p>No pretraining log, so no training-health measurements.</p>"
+    log = pd.read_csv(log_csv)
+    present = [key for key in HEALTH_KEYS if key in log.columns]
+    rows = log.dropna(subset=present, how="all") if present else log.iloc[:0]
+    if rows.empty:
+        return (f"<p>{html.escape(str(log_csv))} has no training-health columns ({', '.join(HEALTH_KEYS)}): the "
+                f"model was trained before they were logged, so it gets no verdict.</p><ul>{random_init}</ul>")
+    last = rows.iloc[-1]
+    missing = [key for key in HEALTH_KEYS if key not in present or pd.isna(last[key])]
+    if missing:
+        model = f"no verdict: the last health row (step {int(last['step'])}) lacks {', '.join(missing)}"
+    else:
+        label, reason = verdict(last)
+        model = f"<b>{html.escape(label)}</b> at step {int(last['step'])}: {html.escape(reason)}"
+    caption = (
+        "Measured by the trainer on a fixed held-out batch, teacher against its step-0 copy. Left: linear CKA and "
+        "mean per-dimension Pearson r of the scan embeddings (CLS and mean token) with the step-0 ones; above the "
+        "dashed line the model is indistinguishable from its random init. Middle: effective rank (RankMe) of the "
+        "embeddings; below the dashed line they have collapsed onto about one direction. Right: mean pairwise "
+        "cosine of CLS and of token embeddings; above the dashed line every input maps to the same vector."
+    )
+    figure = _figure(figures.health_curves(rows[["step", *present]]), html.escape(caption), "training health curves")
+    return f"{figure}<ul><li><b>model</b>: {model}.</li>{random_init}</ul>"
 
 
 def _read_manifest(manifest):

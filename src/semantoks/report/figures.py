@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from semantoks.health_verdict import COLLAPSED_COSINE, COLLAPSED_RANKME, INDISTINGUISHABLE_CKA  # noqa: E402
 from semantoks.probes.features import fisher_z_connectivity  # noqa: E402
 
 PRIMARY_METRIC = {"binary": "balanced_accuracy", "categorical": "balanced_accuracy", "continuous": "r2"}
@@ -108,6 +109,29 @@ def loss_curves(log):
     if schedules:
         schedule_ax.legend(fontsize=8, frameon=False)
     for ax in (loss_ax, schedule_ax):
+        ax.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    return to_png(figure)
+
+
+HEALTH_PANELS = (
+    ("similarity to step 0", ("cka_init", "drift_r"), INDISTINGUISHABLE_CKA),
+    ("effective rank (RankMe)", ("rankme",), COLLAPSED_RANKME),
+    ("mean pairwise cosine", ("cls_cosine", "token_cosine"), COLLAPSED_COSINE),
+)
+
+
+def health_curves(log):
+    """Training-health metrics by step, one panel per question, each with its verdict threshold dashed."""
+    figure, axes = plt.subplots(1, len(HEALTH_PANELS), figsize=(13, 3.6), squeeze=False)
+    for ax, (title, columns, threshold) in zip(axes[0], HEALTH_PANELS):
+        for i, column in enumerate(c for c in columns if c in log.columns):
+            values = log[["step", column]].astype(float).dropna()
+            ax.plot(values["step"], values[column], marker="o", ms=3, lw=1.3, color=COLORS[i % 10], label=column)
+        ax.axhline(threshold, color="grey", lw=0.9, ls="--")
+        ax.set_xlabel("step")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
     return to_png(figure)

@@ -1,10 +1,20 @@
 # semantoks: fMRIPrep derivatives -> parcel time series -> foundation model -> phenotype probes.
+import os
+
+from snakemake.logging import logger
 from snakemake.utils import min_version
 
 min_version("8.20")
 
 
-configfile: "config.yaml"
+# the demo config is read only when no --configfile is given: Snakemake would merge it into the user's
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+logger.info(f"semantoks: config read from {', '.join(map(str, workflow.configfiles)) or '--config only'}")
+
 
 
 include: "workflow/rules/common.smk"

@@ -81,3 +81,20 @@ def test_templateflow_home_order(monkeypatch, tmp_path):
     assert templateflow_home() == tmp_path / "env"
     monkeypatch.delenv("TEMPLATEFLOW_HOME")
     assert templateflow_home().name == "templateflow" and templateflow_home().parent.name == ".cache"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.002])
+def test_truncated_templateflow_volume_names_the_file_and_the_fix(tmp_path, templateflow_home, no_network, keep):
+    # a download cut short: half the gzip stream (voxels fail), or a few bytes (the header fails)
+    real = templateflow_home / SCHAEFER_100x7
+    table = real.with_name(real.name.replace("_res-02", "").replace(".nii.gz", ".tsv"))
+    local = tmp_path / SCHAEFER_100x7
+    local.parent.mkdir(parents=True)
+    data = real.read_bytes()
+    local.write_bytes(data[: int(len(data) * keep)])
+    (tmp_path / table.relative_to(templateflow_home)).write_bytes(table.read_bytes())
+    with pytest.raises(SemantoksError) as error:
+        load_atlas(AtlasSpec(n_parcels=100, n_networks=7), templateflow_home=tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"{local}: cannot be read as a NIfTI volume") and "\n" not in message
+    assert "delete it so it is fetched again" in message

@@ -19,9 +19,25 @@ def atomic_path(target, suffix=None):
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp creates 0600; give the result the mode a plain open() would, so a lab group can read it
+        os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~current_umask())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def current_umask():
+    """The process umask, read without changing it where Linux reports it (os.umask is not thread-safe)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(target, text):

@@ -5,6 +5,7 @@ import json
 import sys
 
 from semantoks import __version__
+from semantoks.config import DEMO_CONFIG
 from semantoks.errors import SemantoksError
 
 
@@ -12,8 +13,10 @@ def _check_config(args):
     from semantoks.config import load_config
     from semantoks.workflow_plan import atlas_spec_from_config
 
-    config = load_config(args.config)
-    print(f"{args.config}: valid; atlas {atlas_spec_from_config(config).atlas_id}, cohorts {', '.join(config['cohorts'])}")
+    config = load_config(*args.config)
+    phenotypes = ", ".join(config["probe"]["phenotypes"]) or "none"
+    print(f"{', '.join(args.config)}: valid; atlas {atlas_spec_from_config(config).atlas_id}, "
+          f"cohorts {', '.join(config['cohorts'])}, probed phenotypes {phenotypes}")
 
 
 def _atlas(args):
@@ -83,12 +86,13 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"semantoks {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    check = commands.add_parser("check-config", help="validate a config.yaml and say what it resolves to")
-    check.add_argument("config", nargs="?", default="config.yaml")
+    check = commands.add_parser(
+        "check-config", help="validate config files exactly as `snakemake --configfile FILE...` will run them")
+    check.add_argument("config", nargs="*", default=[str(DEMO_CONFIG)], help=f"config file(s), merged in order (default {DEMO_CONFIG})")
     check.set_defaults(handler=_check_config)
 
     atlas = commands.add_parser("atlas", help="resolve the configured atlas and write its parcel -> network table")
-    atlas.add_argument("--config", default="config.yaml")
+    atlas.add_argument("--config", default=str(DEMO_CONFIG))
     atlas.add_argument("--out", required=True, help="folder for labels.tsv and dseg.nii.gz")
     atlas.add_argument("--templateflow-home", help="local TemplateFlow-layout folder (overrides the config)")
     atlas.add_argument("--offline", action="store_true", help="never download")

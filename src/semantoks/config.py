@@ -1,4 +1,8 @@
-"""Load and validate the workflow configuration against its JSON-Schema, filling defaults."""
+"""Load and validate the workflow configuration against its JSON-Schema, filling defaults.
+
+The Snakefile and `semantoks check-config` read config files with the same strict reader
+(`read_config_file`) and validate with the same `validate_config`, so the check is what runs.
+"""
 
 import copy
 import difflib
@@ -12,6 +16,8 @@ import yaml
 from semantoks.errors import SemantoksError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+# the demo configuration, relative to the repository (the Snakefile's folder); read only when no config is given
+DEMO_CONFIG = Path("config") / "config.yaml"
 
 
 def load_schema(name="config"):
@@ -19,22 +25,77 @@ def load_schema(name="config"):
         return yaml.safe_load(handle)
 
 
-def load_config(path):
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    pass
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_document(self, node):
+        _refuse_duplicate_keys(node, ())
+        return super().construct_document(node)
+
+
+def _refuse_duplicate_keys(node, path):
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, (*path, str(i)))
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_line = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key, line = key_node.value, key_node.start_mark.line + 1
+        if key in first_line:
+            name = ".".join((*path, key))
+            raise DuplicateKeyError(
+                None, None, f"'{name}' is given twice (lines {first_line[key]} and {line}); keep one", key_node.start_mark)
+        first_line[key] = line
+        _refuse_duplicate_keys(value_node, (*path, key))
+
+
+def read_config_file(path):
+    """The mapping in one YAML (or JSON) config file; one clear error for a missing file, bad syntax or duplicate keys."""
     path = Path(path)
     if not path.is_file():
-        raise SemantoksError(f"{path}: config file not found; pass an existing config.yaml.")
+        raise SemantoksError(f"{path}: config file not found; pass an existing config file (e.g. {DEMO_CONFIG}).")
     try:
-        with open(path) as handle:
-            config = yaml.safe_load(handle) or {}
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.load(handle, Loader=UniqueKeyLoader) or {}
+    except DuplicateKeyError as error:
+        raise SemantoksError(f"{path}: {error.problem}.") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise SemantoksError(f"{path}{where}: not valid YAML ({error.problem if mark else error}); fix the syntax.") from None
-    return validate_config(config, source=path)
+    if not isinstance(config, dict):
+        raise SemantoksError(f"{path}: holds a {type(config).__name__}, not a mapping of settings; start with 'cohorts:'.")
+    return config
+
+
+def load_config(*paths):
+    """What `snakemake --configfile A B` runs: the files merged in order (as Snakemake merges them), validated."""
+    from snakemake.utils import update_config
+
+    config = {}
+    for path in paths:
+        update_config(config, read_config_file(path))
+    return validate_config(config, source=", ".join(map(str, paths)))
+
+
+def workflow_config(config, config_files):
+    """The Snakefile's config validated: its files re-read strictly (Snakemake's reader keeps duplicate keys)."""
+    for path in config_files:
+        read_config_file(path)
+    return validate_config(config, source=", ".join(map(str, config_files)) or "--config")
 
 
 def validate_config(config, source="config.yaml"):
     """Return a validated copy of `config` with schema defaults filled in; one clear error otherwise."""
+    from semantoks.config_checks import check_config
+
     schema = load_schema("config")
     config = copy.deepcopy(config)
     _fill_defaults(config, schema, schema)
@@ -42,6 +103,7 @@ def validate_config(config, source="config.yaml"):
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise SemantoksError(f"{source}: {_describe(errors[0], schema)}")
+    check_config(config, source)
     return config
 
 

@@ -96,7 +96,8 @@ def planned_runs(config, cohort):
         if not root:
             raise SemantoksError(f"config.yaml: cohort '{cohort}' has source fmriprep but no derivatives path; set cohorts.{cohort}.derivatives.")
         # existing derivatives: any grid of the space (fMRIPrep omits res- unless asked); the atlas is resampled to it
-        records = find_preprocessed_runs(root, space=config["atlas"]["space"], task=cohort_config.get("task"), cache_dir=cache_dir)
+        records = find_preprocessed_runs(root, space=config["atlas"]["space"], task=cohort_config.get("task"),
+                                         cache_dir=cache_dir, preferred_res=config["atlas"]["resolution"])
         return [_from_record(cohort, record) for record in records]
     if source == "bids":
         from semantoks.cohorts.bids_raw import expected_fmriprep_outputs, find_bids_runs

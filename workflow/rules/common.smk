@@ -8,7 +8,8 @@ sys.path.insert(0, SRC)
 _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
-from semantoks.config import config_hash, source_hash, validate_config
+from semantoks.config import config_hash, source_hash, workflow_config
+from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
@@ -17,7 +18,7 @@ from semantoks.workflow_plan import (
     planned_runs,
 )
 
-config.update(validate_config(config, source="config"))
+config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
 ATLAS = atlas_spec_from_config(config)
@@ -50,7 +51,7 @@ wildcard_constraints:
     subject="[A-Za-z0-9]+",
     scan_dir=r"sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?/func",
     scan_id=r"sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
-    phenotype="[A-Za-z0-9_]+",
+    phenotype=PHENOTYPE_NAME_CHARS,
     feature_set="[a-z_]+",
 
 

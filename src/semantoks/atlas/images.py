@@ -12,11 +12,14 @@ def read_label_image(path):
     """A dseg as an int32 Nifti1Image with the affine nibabel trusts (sform, else qform); errors name the file."""
     try:
         source = nib.load(path)
+        # nibabel reads only the header here; a truncated .nii.gz fails when the voxels are read below
+        data = np.asanyarray(source.dataobj)
     except FileNotFoundError:
         raise SemantoksError(f"{path}: atlas volume not found; fix the path in the atlas section of config.yaml.") from None
     except Exception as error:
-        raise SemantoksError(f"{path}: cannot be read as a NIfTI volume ({error}); give a .nii or .nii.gz dseg.") from None
-    data = np.asanyarray(source.dataobj)
+        raise SemantoksError(
+            f"{path}: cannot be read as a NIfTI volume ({error}); if it is a truncated download, delete it so it is "
+            "fetched again (or copy a complete file there), otherwise give a .nii or .nii.gz dseg.") from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

@@ -77,10 +77,11 @@ def parse_space(space, res=None):
     return match["space"], res
 
 
-def find_preprocessed_runs(derivatives_root, space, task=None, res=None, cache_dir=None):
+def find_preprocessed_runs(derivatives_root, space, task=None, res=None, cache_dir=None, preferred_res=None):
     """Every run of an fMRIPrep derivatives tree, with its files in `space` (e.g. 'MNI152NLin2009cAsym:res-2').
 
     Runs missing the BOLD in that space, a mask, confounds or a sidecar are kept with `problem` set.
+    `preferred_res` (the config's atlas.resolution) picks one grid when a run has the space at several.
     """
     space, res = parse_space(space, res)
     if task is not None:
@@ -90,7 +91,7 @@ def find_preprocessed_runs(derivatives_root, space, task=None, res=None, cache_d
     for folder, group in scan_groups(root, cache_dir):
         if task is not None and group["entities"].get("task") != task:
             continue
-        runs.append(_record(f"{root}/{folder}", group, space, res))
+        runs.append(_record(f"{root}/{folder}", group, space, res, preferred_res))
     return runs
 
 
@@ -150,6 +151,11 @@ def _add_file(group, name):
     group[kind].append([space[1], space[2], name])
 
 
+def _same_res(label, preferred):
+    # fMRIPrep writes res-2 where TemplateFlow writes res-02
+    return label is not None and str(label).lstrip("0") == str(preferred).lstrip("0")
+
+
 def _check_folder(root, folder, name, entities):
     parts = folder.split("/")
     session = parts[1][4:] if len(parts) == 3 else None
@@ -158,16 +164,19 @@ def _check_folder(root, folder, name, entities):
             f"{root / folder / name}: the file's sub/ses entities do not match its folder; move it into its subject's folder.")
 
 
-def _record(folder, group, space, res):
+def _record(folder, group, space, res, preferred_res=None):
     stem = f"{folder}/{group['prefix']}"
     files = {kind: {(sp, r): name for sp, r, name in group[kind]} for kind in ("bold", "mask", "sidecar")}
     keys = sorted((key for key in files["bold"] if key[0] == space and (res is None or key[1] == res)), key=str)
     found = tuple(sorted(format_space(*key) for key in files["bold"]))
     problems, paths = [], dict.fromkeys(("bold", "mask", "sidecar"))
+    if len(keys) > 1 and preferred_res is not None:
+        keys = [key for key in keys if _same_res(key[1], preferred_res)] or keys
     if len(keys) > 1:
         resolutions = ", ".join(f"res-{key[1]}" for key in keys)
-        problems.append(f"preprocessed BOLD in {space} at several resolutions ({resolutions}); "
-                        f"name one in the space setting, e.g. {space}:res-{keys[0][1]}")
+        choices = [str(key[1]).lstrip("0") or "0" for key in keys]
+        problems.append(f"preprocessed BOLD in {space} at several resolutions ({resolutions}); pick one with "
+                        f"atlas.resolution: {choices[0]} in the config (one of {', '.join(choices)})")
     elif not keys:
         have = f" (found: {', '.join(found)})" if found else ""
         problems.append(f"no preprocessed BOLD in space {format_space(space, res)}{have}")

@@ -39,12 +39,16 @@ def column_positions(space, model_parcel_names, atlas_id):
     """Model parcel position for every column of `space` (-1: the model has no such parcel)."""
     if space not in SPACES:
         raise SemantoksError(f"Brainmarks space {space!r} is not supported; use one of {', '.join(SPACES)}.")
-    if not str(atlas_id).startswith("Schaefer400x7") or len(model_parcel_names) < 400:
+    paper_space = atlas_id == "BrainSemantoks457"
+    if not (paper_space or str(atlas_id).startswith("Schaefer400x7")) or len(model_parcel_names) < 400:
         raise SemantoksError(f"the model's atlas is {atlas_id}; Brainmarks spaces need a model trained on "
-                             "Schaefer400x7 (atlas.n_parcels: 400, atlas.n_networks: 7).")
+                             "Schaefer400x7 (atlas.n_parcels: 400, atlas.n_networks: 7) or brainsemantoks457.")
     n_columns, order = SPACES[space]
     positions = np.full(n_columns, -1, dtype=np.int64)
     positions[:400] = schaefer400_17_to_7() if order == "17-network order" else np.arange(400)
+    if paper_space and order == "7-network order":
+        # the paper's space lists Tian S3 then Buckner-7 after the cortex, as Brainmarks' 450/457 spaces do
+        positions[400:] = np.arange(400, n_columns)
     return positions
 
 

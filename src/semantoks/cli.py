@@ -66,6 +66,26 @@ def _pretrain(args):
     pretrain(**spec)
 
 
+def _embed(args):
+    from semantoks.embed import embed_dataset, embed_timeseries_files
+
+    if args.dataset:
+        from semantoks.api import load_model
+
+        atlas_id = args.atlas or load_model(args.model).data_identity["atlas_id"]
+        frame = embed_dataset(args.model, args.dataset, atlas_id, args.cohorts, args.out, n_crops=args.n_crops)
+    else:
+        frame = embed_timeseries_files(args.model, args.timeseries, args.out, tr=args.tr, n_crops=args.n_crops)
+    print(f"{args.out}: {len(frame)} scans embedded")
+
+
+def _export(args):
+    from semantoks.model.export import export_model
+
+    out = export_model(args.model, args.out, probes_summary=args.probes, training_log=args.log)
+    print(f"{out}: model.safetensors, config.json, README.md")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="semantoks", description=__doc__)
     parser.add_argument("--version", action="version", version=f"semantoks {__version__}")
@@ -100,6 +120,24 @@ def build_parser():
     pretrain = commands.add_parser("pretrain", help="pretrain from a JSON spec (the Snakemake rule and torchrun use this)")
     pretrain.add_argument("--spec", required=True)
     pretrain.set_defaults(handler=_pretrain)
+    embed = commands.add_parser("embed", help="embed scans with a trained model (checkpoint.pt or exported folder)")
+    embed.add_argument("--model", required=True, help="checkpoint.pt or a folder written by semantoks export")
+    source = embed.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a semantoks dataset folder (results/dataset)")
+    source.add_argument("--timeseries", nargs="+", help="per-run .parquet files, or .tsv/.csv named by parcel")
+    embed.add_argument("--atlas", help="atlas id in the dataset (default: the model's)")
+    embed.add_argument("--cohorts", nargs="+", help="cohorts of the dataset to embed (default: all)")
+    embed.add_argument("--tr", type=float, help="repetition time (s) of files that do not record it")
+    embed.add_argument("--n-crops", type=int, default=8, help="test-time crops averaged per scan")
+    embed.add_argument("--out", required=True, help="features Parquet to write")
+    embed.set_defaults(handler=_embed)
+
+    export = commands.add_parser("export", help="export a checkpoint as model.safetensors + config.json + model card")
+    export.add_argument("--model", required=True, help="checkpoint.pt")
+    export.add_argument("--out", required=True, help="folder to write")
+    export.add_argument("--probes", help="probes/summary.tsv to put in the model card")
+    export.add_argument("--log", help="the training log.csv to put in the model card")
+    export.set_defaults(handler=_export)
     return parser
 
 

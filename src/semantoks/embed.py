@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -11,10 +12,9 @@ import pyarrow.parquet as pq
 import torch
 
 from semantoks.atomic import atomic_path
+from semantoks.errors import SemantoksError
 from semantoks.model.backbone import scan_features
-from semantoks.model.checkpoint import (
-    build_encoder_from, check_identity, checkpoint_sha256, data_identity, load_encoder,
-)
+from semantoks.model.checkpoint import build_encoder_from, check_identity, data_identity
 from semantoks.model.data import Preprocessing, crop, is_usable, preprocess_scan, scan_records, embedding_crop_starts
 from semantoks.model.distributed import resolve_device
 
@@ -111,10 +111,14 @@ def embed_dataset(checkpoint_path, dataset_root, atlas_id, cohorts, out_parquet,
         encoder, identity = random_init_encoder(config, metadata, cohorts, seed, dataset_root)
         provenance = {"checkpoint_sha256": "random-init", "seed": int(seed)}
     else:
-        encoder, identity = load_encoder(checkpoint_path, which="teacher")
+        from semantoks.api import load_model
+
+        # a checkpoint.pt or a folder written by `semantoks export`
+        model = load_model(checkpoint_path)
+        encoder, identity = model.encoder, model.data_identity
         check_identity(identity, metadata, f"{dataset_root} (atlas {atlas_id})", checkpoint=checkpoint_path,
                        cohorts=cohorts, allow_strategy_mismatch=allow_strategy_mismatch)
-        provenance = {"checkpoint_sha256": checkpoint_sha256(checkpoint_path), "seed": None}
+        provenance = {"checkpoint_sha256": model.sha256, "seed": None}
     scan_encoder = NetworkTokenScanEncoder(encoder, identity, resolve_device(device))
     keys, features = embed_scans(scan_encoder, scan_records(iter_scans(dataset_root, atlas_id, cohorts)),
                                  n_crops, batch_size)
@@ -149,3 +153,63 @@ def read_embeddings(path):
     values = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False)
     frame["embedding"] = list(values.reshape(-1, dim))
     return frame, record
+
+
+def embed_timeseries_files(model_path, paths, out_parquet, tr=None, n_crops=8):
+    """Embed per-run time-series files (this project's per-run Parquet, or TSV/CSV with parcel-name headers).
+
+    The TR comes from a per-run Parquet's own record, else from `tr`; columns are matched to the model's
+    parcels by name. Writes `out_parquet` (the probes' feature layout) only after every file was read.
+    """
+    from semantoks.api import load_model
+
+    model = load_model(model_path)
+    keys, features = [], []
+    for path in map(Path, paths):
+        frame, record = _read_timeseries_file(path)
+        scan_tr = record.get("tr") if tr is None else tr
+        if scan_tr is None:
+            raise SemantoksError(f"{path}: no repetition time recorded in the file; pass --tr SECONDS.")
+        try:
+            features.append(model.encode(frame, scan_tr, n_crops=n_crops))
+        except SemantoksError as error:
+            raise SemantoksError(f"{path}: {error}") from None
+        stem = path.name.split(".")[0]
+        subject = record.get("subject") or _bids_subject(stem)
+        keys.append({"cohort": record.get("cohort") or "external", "scan_id": record.get("scan_id") or stem,
+                     "subject": subject, "session": record.get("session")})
+    if not keys:
+        raise SemantoksError("no time-series files given; pass --timeseries FILE [FILE ...].")
+    table = pd.DataFrame(keys, columns=list(KEY_COLUMNS))
+    values = np.asarray(features, dtype=np.float32)
+    record = {"checkpoint_sha256": model.sha256, "seed": None, "atlas_id": model.data_identity["atlas_id"],
+              "preprocessing": model.data_identity["preprocessing"],
+              "feature": "teacher cls + mean of valid network tokens", "n_crops": int(n_crops),
+              "embedding_dim": int(values.shape[1]), "cohorts": sorted(table["cohort"].unique().tolist())}
+    write_embeddings(out_parquet, table, values, record)
+    return table.assign(embedding=list(values))
+
+
+def _read_timeseries_file(path):
+    """(DataFrame named by parcel, the file's own record) of one per-run time-series file."""
+    if not path.is_file():
+        raise SemantoksError(f"{path}: time-series file not found; fix the path.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            table = pq.read_table(path)
+            record = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+            return table.to_pandas(), record
+        if suffix in (".tsv", ".csv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", na_values=["n/a"]), {}
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise SemantoksError(f"{path}: not readable ({str(error).splitlines()[0]}); re-export the time series.") from None
+    raise SemantoksError(f"{path}: unsupported format '{suffix}'; give per-run .parquet files or .tsv/.csv with "
+                         "parcel names as column headers.")
+
+
+def _bids_subject(stem):
+    for part in stem.split("_"):
+        if part.startswith("sub-"):
+            return part[4:]
+    return stem

@@ -46,6 +46,9 @@ def atlas_spec_from_config(config):
     from semantoks.atlas import AtlasSpec
 
     atlas = config["atlas"]
+    if atlas["family"] == "brainsemantoks457":
+        return AtlasSpec(family="brainsemantoks457", space=atlas["space"], resolution=atlas["resolution"],
+                         dseg=atlas["custom"].get("dseg"))
     if atlas["family"] == "custom":
         custom = atlas["custom"]
         missing = [key for key in ("name", "dseg", "labels") if not custom.get(key)]

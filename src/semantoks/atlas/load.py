@@ -44,6 +44,11 @@ def load_atlas(spec, templateflow_home=None, allow_download=False):
         image = read_label_image(spec.dseg)
         table = custom_parcel_table(spec, image, templateflow_home, allow_download)
         return Atlas(image, table, spec.atlas_id, spec.space)
+    if spec.family == "brainsemantoks457":
+        from semantoks.atlas.paper_space import load_paper_space
+
+        image, table = load_paper_space(spec, templateflow_home, allow_download)
+        return Atlas(image, table, spec.atlas_id, spec.space)
     desc = f"{spec.n_parcels}Parcels{spec.n_networks}Networks"
     image, table = _templateflow_atlas(spec, "Schaefer2018", desc, spec.n_parcels, templateflow_home, allow_download)
     if spec.subcortex:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from semantoks.errors import SemantoksError
 
-FAMILIES = ("schaefer", "custom")
+FAMILIES = ("schaefer", "custom", "brainsemantoks457")
 SCHAEFER_PARCELS = tuple(range(100, 1001, 100))
 NETWORK_COUNTS = (7, 17)
 SUBCORTEX_SCALES = (None, "S1", "S2")
@@ -49,8 +49,19 @@ class AtlasSpec:
         if self.family == "schaefer":
             if not _is_int(self.n_parcels) or self.n_parcels not in SCHAEFER_PARCELS:
                 _config_error("n_parcels", f"is {self.n_parcels!r} but must be 100, 200, ..., 1000")
+        elif self.family == "brainsemantoks457":
+            self._validate_paper_space()
         else:
             self._validate_custom()
+
+    def _validate_paper_space(self):
+        if self.dseg is None:
+            _config_error("custom.dseg", "is not set; brainsemantoks457 needs the 457-ROI volume published with "
+                                         "the Brain-Semantoks weights")
+        if self.space != "MNI152NLin6Asym":
+            _config_error("space", f"is {self.space!r} but the brainsemantoks457 volume is in MNI152NLin6Asym")
+        if self.subcortex is not None:
+            _config_error("subcortex", "must be empty for brainsemantoks457, which already holds Tian S3")
 
     def _validate_custom(self):
         if self.dseg is None or self.labels is None or self.name is None:
@@ -65,6 +76,8 @@ class AtlasSpec:
         """The BIDS `atlas-` value, e.g. Schaefer100x7 or Schaefer100x7TianS1."""
         if self.family == "custom":
             return self.name
+        if self.family == "brainsemantoks457":
+            return "BrainSemantoks457"
         tian = f"Tian{self.subcortex}" if self.subcortex else ""
         return f"Schaefer{self.n_parcels}x{self.n_networks}{tian}"
 

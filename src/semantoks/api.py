@@ -1,0 +1,161 @@
+"""The trained model outside the workflow: `load_model(path).encode(timeseries, tr)`.
+
+A checkpoint or an exported folder carries its parcel order and preprocessing, so a caller's time series
+are matched to the model's parcels by name and prepared exactly as the training data were.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from semantoks.errors import SemantoksError
+
+log = logging.getLogger(__name__)
+
+# per-run Parquet files of this project keep the source frame index beside the parcel columns
+_NON_PARCEL_COLUMNS = ("frame",)
+
+
+class SemantoksModel:
+    """A frozen network-token encoder with the data identity it was trained on."""
+
+    def __init__(self, encoder, data_identity, source, sha256, device="cpu"):
+        from semantoks.embed import NetworkTokenScanEncoder
+
+        self.source = str(source)
+        self.sha256 = sha256
+        self.data_identity = data_identity
+        self.scan_encoder = NetworkTokenScanEncoder(encoder, data_identity, device)
+
+    @property
+    def encoder(self):
+        return self.scan_encoder.encoder
+
+    @property
+    def parcel_names(self):
+        return list(self.data_identity["parcel_names"])
+
+    @property
+    def networks(self):
+        return list(self.data_identity["networks"])
+
+    @property
+    def tr(self):
+        """The TR (s) every scan is resampled to before windowing."""
+        return float(self.data_identity["preprocessing"]["model_tr"])
+
+    @property
+    def feature_dim(self):
+        return self.scan_encoder.feature_dim
+
+    def encode(self, timeseries, tr, parcel_names=None, n_crops=8, assume_order=False):
+        """Probe feature (CLS ⊕ mean of valid network tokens, averaged over crops) of one scan, float32 [F].
+
+        `timeseries` is [frames, parcels]: a DataFrame whose columns are parcel names, or an array with
+        `parcel_names`, or an array in the model's own parcel order with `assume_order=True`.
+        """
+        from semantoks.embed import embed_scans
+
+        data = self.align(timeseries, parcel_names, assume_order)
+        self._check_length(data, tr)
+        _, features = embed_scans(self.scan_encoder, [(data, float(tr), {})], n_crops=n_crops)
+        return features[0]
+
+    @torch.no_grad()
+    def encode_tokens(self, timeseries, tr, parcel_names=None, n_crops=8, assume_order=False):
+        """Network tokens per crop: (tokens [crops, networks, patches, D] float32, valid [crops, networks, patches])."""
+        from semantoks.model.data import Preprocessing, crop, embedding_crop_starts, preprocess_scan
+
+        data = self.align(timeseries, parcel_names, assume_order)
+        self._check_length(data, tr)
+        prep = Preprocessing.from_config(self.data_identity["preprocessing"])
+        scan = preprocess_scan(data, float(tr), prep)
+        crops = [crop(scan.values, start, prep) for start in embedding_crop_starts(scan.n_frames, prep, n_crops)]
+        device = self.scan_encoder.device
+        x = torch.from_numpy(np.stack([c[0] for c in crops])).to(device)
+        patch_valid = torch.from_numpy(np.stack([c[1] for c in crops])).to(device)
+        parcel_valid = torch.from_numpy(np.repeat(scan.parcel_valid[None], len(crops), axis=0)).to(device)
+        out = self.encoder(x, parcel_valid, patch_valid)
+        shape = (len(crops), len(self.networks), prep.n_patches)
+        tokens = out["tokens"].float().reshape(*shape, -1).cpu().numpy()
+        return tokens, out["token_valid"].reshape(shape).cpu().numpy()
+
+    def align(self, timeseries, parcel_names=None, assume_order=False):
+        """[frames, model parcels] float64 in the model's order; parcels the caller lacks are NaN (invalid)."""
+        names, values = _names_and_values(timeseries, parcel_names)
+        model_names = self.parcel_names
+        if names is None:
+            if values.shape[1] != len(model_names):
+                raise SemantoksError(
+                    f"the time series have {values.shape[1]} columns but the model ({self.source}) has "
+                    f"{len(model_names)} parcels; pass parcel_names= or a DataFrame named by parcel.")
+            if not assume_order:
+                raise SemantoksError(
+                    "an array without parcel names is trusted only with assume_order=True; pass parcel_names= "
+                    "or a DataFrame whose columns are the model's parcel names (model.parcel_names).")
+            return values
+        position = {name: i for i, name in enumerate(model_names)}
+        unknown = [name for name in names if name not in position]
+        if unknown:
+            raise SemantoksError(
+                f"{len(unknown)} column(s) are not parcels of the model's atlas {self.data_identity['atlas_id']} "
+                f"(first: {unknown[0]!r}); rename them to the model's parcel names (model.parcel_names).")
+        if len(set(names)) != len(names):
+            duplicate = next(name for name in names if names.count(name) > 1)
+            raise SemantoksError(f"parcel {duplicate!r} appears twice in the time series; keep one column per parcel.")
+        aligned = np.full((values.shape[0], len(model_names)), np.nan)
+        aligned[:, [position[name] for name in names]] = values
+        missing = len(model_names) - len(names)
+        if missing:
+            log.warning("%d of the model's %d parcels are missing from the time series; they are marked invalid",
+                        missing, len(model_names))
+        return aligned
+
+    def _check_length(self, data, tr):
+        from semantoks.model.data import Preprocessing, is_usable
+
+        try:
+            tr = float(tr)
+        except (TypeError, ValueError):
+            tr = float("nan")
+        if not tr > 0:
+            raise SemantoksError("tr must be the scan's repetition time in seconds (a positive number); pass tr=.")
+        prep = Preprocessing.from_config(self.data_identity["preprocessing"])
+        if not is_usable(data.shape[0], tr, prep):
+            raise SemantoksError(
+                f"the scan has {data.shape[0]} frames at TR {tr:g} s, shorter than one {prep.patch_len}-TR patch "
+                f"at the model's TR {prep.model_tr:g} s; use scans of at least {prep.patch_len * prep.model_tr:g} s.")
+
+
+def load_model(path, device="cpu"):
+    """A SemantoksModel from a `checkpoint.pt` (its teacher) or a folder written by `semantoks export`."""
+    from semantoks.model.export import load_exported, read_export_config
+
+    path = Path(path)
+    if path.is_dir():
+        encoder, identity, sha256 = load_exported(path, read_export_config(path))
+    else:
+        from semantoks.model.checkpoint import checkpoint_sha256, load_encoder
+
+        encoder, identity = load_encoder(path, which="teacher")
+        sha256 = checkpoint_sha256(path)
+    return SemantoksModel(encoder, identity, path, sha256, device)
+
+
+def _names_and_values(timeseries, parcel_names):
+    """(column names or None, [frames, columns] float64) of a DataFrame or an array."""
+    if hasattr(timeseries, "columns"):
+        if parcel_names is not None:
+            raise SemantoksError("parcel_names= is for arrays; a DataFrame's columns already name its parcels.")
+        frame = timeseries.drop(columns=[c for c in _NON_PARCEL_COLUMNS if c in timeseries.columns])
+        names, values = [str(c) for c in frame.columns], frame.to_numpy(dtype=np.float64)
+    else:
+        values = np.asarray(timeseries, dtype=np.float64)
+        names = None if parcel_names is None else [str(n) for n in parcel_names]
+    if values.ndim != 2:
+        raise SemantoksError(f"the time series must be 2-D [frames, parcels], got shape {values.shape}.")
+    if names is not None and len(names) != values.shape[1]:
+        raise SemantoksError(f"{len(names)} parcel names for {values.shape[1]} columns; give one name per column.")
+    return names, values

@@ -1,0 +1,123 @@
+"""`semantoks export`: safetensors + config.json + model card, loaded back bit-identically by load_model."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_pretrain import ATLAS, simulate_scans, tiny_config, write_dataset
+
+import semantoks
+from semantoks.embed import embed_dataset, read_embeddings
+from semantoks.errors import SemantoksError
+from semantoks.model.export import export_model
+from semantoks.model.train import pretrain
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    scans, _ = simulate_scans(8, seed=6, n_frames=200)
+    write_dataset(root / "dataset", "A", scans)
+    checkpoint = pretrain(tiny_config(steps=2, checkpoint_every=2), root / "dataset", ATLAS, ["A"], root / "model")
+    summary = root / "summary.tsv"
+    pd.DataFrame([{"feature_set": "model", "phenotype": "age", "metric": "r2", "mean": 0.21, "sd": 0.05,
+                   "n_subjects": 8, "n_repeats": 2, "p_value": 0.03, "shuffled_mean": -0.1, "status": "ok",
+                   "reason": ""}]).to_csv(summary, sep="\t", index=False)
+    folder = export_model(checkpoint, root / "exported", probes_summary=summary,
+                          training_log=checkpoint.parent / "log.csv")
+    return root, checkpoint, folder, scans
+
+
+def test_export_writes_weights_config_and_card(exported):
+    _, checkpoint, folder, _ = exported
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["data_identity"]["atlas_id"] == ATLAS and config["step"] == 2
+    assert config["data_identity"]["preprocessing"]["patch_len"] == 20
+    card = (folder / "README.md").read_text()
+    for expected in (ATLAS, "optimiser steps: 2", "| age | r2 | model | 0.210 |", "Intended use", "band-pass"):
+        assert expected in card
+
+
+def test_exported_folder_round_trips_bit_identically(exported):
+    root, checkpoint, folder, scans = exported
+    from_checkpoint, from_folder = semantoks.load_model(checkpoint), semantoks.load_model(folder)
+    for key, value in from_checkpoint.encoder.state_dict().items():
+        assert torch.equal(value, from_folder.encoder.state_dict()[key]), key
+    frame = pd.DataFrame(scans[0][0], columns=from_checkpoint.parcel_names)
+    np.testing.assert_array_equal(from_checkpoint.encode(frame, 2.0), from_folder.encode(frame, 2.0))
+    a = embed_dataset(checkpoint, root / "dataset", ATLAS, ["A"], root / "a.parquet")
+    b = embed_dataset(folder, root / "dataset", ATLAS, ["A"], root / "b.parquet")
+    np.testing.assert_array_equal(np.stack(a["embedding"]), np.stack(b["embedding"]))
+
+
+def test_a_mismatched_config_is_refused_in_one_line(exported, tmp_path):
+    _, _, folder, _ = exported
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["pretrain_config"]["model"]["dim"] = 16
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SemantoksError, match="config.json does not describe model.safetensors"):
+        semantoks.load_model(broken)
+    (broken / "config.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(SemantoksError, match="not a semantoks export"):
+        semantoks.load_model(broken)
+    (broken / "config.json").unlink()
+    with pytest.raises(SemantoksError, match="no config.json"):
+        semantoks.load_model(broken)
+
+
+def test_tampered_weights_are_refused(exported, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    _, _, folder, _ = exported
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folder, tampered)
+    weights = load_file(str(tampered / "model.safetensors"))
+    key = sorted(weights)[0]
+    weights[key] = weights[key] + 1
+    save_file(weights, str(tampered / "model.safetensors"))
+    with pytest.raises(SemantoksError, match="weights differ"):
+        semantoks.load_model(tampered)
+
+
+def test_export_cli_writes_the_folder_and_refuses_a_missing_checkpoint(exported, tmp_path):
+    _, checkpoint, _, _ = exported
+    done = subprocess.run([sys.executable, "-m", "semantoks", "export", "--model", str(checkpoint), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out/model.safetensors").is_file()
+    missing = subprocess.run([sys.executable, "-m", "semantoks", "export", "--model", str(tmp_path / "nope.pt"),
+                              "--out", str(tmp_path / "out2")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "out2").exists()
+
+
+def test_readme_export_command_runs_as_written(exported, tmp_path):
+    import re
+    import shutil
+
+    root, checkpoint, _, _ = exported
+    model_dir = tmp_path / "results/models/tiny_Schaefer100x7"
+    model_dir.mkdir(parents=True)
+    shutil.copy(checkpoint, model_dir / "checkpoint.pt")
+    shutil.copy(checkpoint.parent / "log.csv", model_dir / "log.csv")
+    (tmp_path / "results/probes").mkdir(parents=True)
+    shutil.copy(root / "summary.tsv", tmp_path / "results/probes/summary.tsv")
+    readme = (__import__("pathlib").Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "semantoks export" in b)
+    command = next(line for line in block.splitlines() if line.startswith("semantoks export")).split("  #")[0]
+    done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| age | r2 | model |" in (tmp_path / "exported/README.md").read_text()

@@ -53,6 +53,8 @@ CONFIG_EDITS = {
     "cohorts.demo.phenotypes": (("cohorts", "demo", "phenotypes", "columns", "site"), "categorical", {"phenotypes"} | PROBES),
     "cohorts.demo.simulate.seed": (("cohorts", "demo", "simulate", "seed"), 2, SIMULATE),
     "fmriprep.threads": (("fmriprep", "threads"), 4, set()),
+    # a training budget or checkpoint cadence changes how the model is trained, not what: nothing reruns
+    "pretrain.max_minutes": (("pretrain", "max_minutes"), 30, set()),
     # the same settings in another key order (as a config tool may write them) change nothing
     "key order": ((), None, set()),
 }

@@ -14,6 +14,7 @@ from semantoks.cohorts.roi_parcellation import check_mixed_sources, parcellation
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.fusion import feature_files, probed_feature_sets
+from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
 from semantoks.workflow_plan import (

@@ -14,7 +14,8 @@ rule pretrain:
         checkpoint=CHECKPOINT,
         log_csv=f"{MODEL_DIR}/log.csv",
     params:
-        pretrain=canonical(config["pretrain"]),
+        # the settings that decide the model; EXECUTION_KEYS are read from the config by the script
+        pretrain=canonical({k: v for k, v in config["pretrain"].items() if k not in PRETRAIN_EXECUTION_KEYS}),
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,

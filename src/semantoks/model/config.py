@@ -150,6 +150,11 @@ OPERATIONAL_KEYS = ("stop_at_step", "checkpoint_every", "log_every", "num_worker
                     "memory_limit_gb", "data_source", "max_minutes", "resume", "health_every", "eval_every",
                     "eval_phenotypes")
 
+# operational keys that change neither the weights nor the log's content: the pretrain rule keeps them
+# out of its rerun params (reading them from the config), so e.g. a new max_minutes never retrains a model
+EXECUTION_KEYS = ("checkpoint_every", "num_workers", "device", "compile", "flash", "memory_limit_gb", "data_source",
+                  "max_minutes", "resume")
+
 PRESETS = {
     "tiny": {},
     "small": {"dim": 384, "depth": 6, "heads": 6, "drop_path": 0.1},

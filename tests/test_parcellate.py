@@ -449,7 +449,8 @@ def test_raw_bids_sidecar_stands_in_for_a_derivative_sidecar_without_tr(tmp_path
     record = run(paths, crop_atlas, labels, tmp_path / "out", raw_sidecar_paths=candidates)
     assert record["included"] and record["tr"] == 2.0
     paths["sidecar"].unlink()
-    assert run(paths, crop_atlas, labels, tmp_path / "no_sidecar", raw_sidecar_paths=candidates[2:])["tr"] == 2.5
+    with pytest.warns(UserWarning, match="header TR 2 s differs from RepetitionTime 2.5 s"):
+        assert run(paths, crop_atlas, labels, tmp_path / "no_sidecar", raw_sidecar_paths=candidates[2:])["tr"] == 2.5
 
 
 def test_tsv_outputs_have_xcpd_names_and_the_parquet_values(tmp_path, crop_atlas, schaefer, real_confounds):

@@ -11,8 +11,8 @@ rule descriptors:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
-        language=LANGUAGE,
-        code=CODE_VERSION,
+        language=canonical(LANGUAGE),
+        code=script_code("language_descriptors.py"),
     log:
         f"{R}/logs/language/descriptors.log",
     benchmark:
@@ -36,7 +36,7 @@ rule text_embed:
         encoder=f"{LANG}/text_encoder.json",
     params:
         encoder=LANGUAGE["text_encoder"],
-        code=CODE_VERSION,
+        code=script_code("language_text_embed.py"),
     log:
         f"{R}/logs/language/text_embed.log",
     conda:
@@ -65,9 +65,9 @@ rule align:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
-        language=LANGUAGE,
+        language=canonical(LANGUAGE),
         embed=config["embed"],
-        code=CODE_VERSION,
+        code=script_code("language_align.py"),
     log:
         f"{R}/logs/language/align.log",
     benchmark:
@@ -92,8 +92,8 @@ rule codes:
         names=f"{LANG}/codes/codes_{LANGUAGE['codes_k']}_names.tsv",
         usage=f"{LANG}/codes/codes_{LANGUAGE['codes_k']}_usage.json",
     params:
-        language=LANGUAGE,
-        code=CODE_VERSION,
+        language=canonical(LANGUAGE),
+        code=script_code("language_codes.py"),
     log:
         f"{R}/logs/language/codes.log",
     conda:
@@ -124,8 +124,8 @@ rule language_eval:
     params:
         dataset=dataset_root,
         cohorts=PROBE_COHORTS,
-        language=LANGUAGE,
-        code=CODE_VERSION,
+        language=canonical(LANGUAGE),
+        code=script_code("language_evaluate.py"),
     log:
         f"{R}/logs/language/evaluate.log",
     conda:

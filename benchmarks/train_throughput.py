@@ -87,7 +87,7 @@ def main():
     parser.add_argument("--networks", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student")
-    parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: the loss default)")
+    parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: loss default)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU bf16 peak for MFU (default by name)")
     args = parser.parse_args()
 

@@ -7,11 +7,16 @@ one of three plain labels. docs/model.md ("Training health") explains each metri
 
 import torch
 
-from semantoks.health_verdict import (  # noqa: F401  (re-exported: the verdict belongs with the metrics)
+from semantoks.health_verdict import (
     COLLAPSED, COLLAPSED_COSINE, COLLAPSED_RANKME, HEALTH_KEYS, INDISTINGUISHABLE, INDISTINGUISHABLE_CKA, LEARNING,
     verdict,
 )
 from semantoks.model.backbone import scan_features
+
+__all__ = [
+    "COLLAPSED", "COLLAPSED_COSINE", "COLLAPSED_RANKME", "HEALTH_KEYS", "INDISTINGUISHABLE", "INDISTINGUISHABLE_CKA",
+    "LEARNING", "linear_cka", "mean_dimension_r", "mean_pairwise_cosine", "measure_health", "rankme", "verdict",
+]
 
 # Tokens compared for token_cosine: enough for a stable mean, few enough to stay cheap.
 MAX_TOKENS = 4096

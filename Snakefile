@@ -4,7 +4,7 @@ import os
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
-min_version("8.20")
+min_version("9.0")
 
 
 # the demo config is read only when no --configfile is given: Snakemake would merge it into the user's

@@ -159,13 +159,3 @@ def config_hash(config):
     """A short stable hash of the resolved config, recorded in every output's metadata."""
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def source_hash():
-    """Hash of the package source, so results built by older code are rebuilt, never silently reused."""
-    digest = hashlib.sha256()
-    root = Path(__file__).resolve().parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]

@@ -205,7 +205,8 @@ def test_cli_checks_only_the_given_file_not_the_demo(tmp_path):
     path.write_text(yaml.safe_dump(USER_CONFIG))
     result = _check_config_cli(path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{path}: valid; atlas Schaefer100x7, cohorts lab, probed phenotypes sex"
+    assert result.stdout.strip() == (f"{path}: valid; atlas Schaefer100x7, cohorts lab, probed phenotypes sex; "
+                                     "planned: lab 6 runs (0 to skip)")
 
 
 USER_CONFIG = {
@@ -265,10 +266,20 @@ def test_snakefile_refuses_duplicate_keys_at_parse_time(repo_root, tmp_path):
 def test_config_readme_example_passes_check_config(repo_root, tmp_path):
     text = (repo_root / "config" / "README.md").read_text()
     example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "my.yaml").write_text(example)
+    # check-config plans the runs as the Snakefile does, so the example's folders must exist: a site of one run
+    site = tmp_path / "data" / "site1"
+    func = site / "derivatives" / "fmriprep" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    stem = "sub-01_task-rest_space-MNI152NLin2009cAsym_res-2"
+    for name in (f"{stem}_desc-preproc_bold.nii.gz", f"{stem}_desc-brain_mask.nii.gz", f"{stem}_desc-preproc_bold.json",
+                 "sub-01_task-rest_desc-confounds_timeseries.tsv"):
+        (func / name).touch()
+    (site / "participants.tsv").write_text("participant_id\tdiagnosis\tage\nsub-01\tpatient\t30\n")
+    (tmp_path / "my.yaml").write_text(example.replace("/data/site1", str(site)))
     result = _check_config_cli("my.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "my.yaml: valid; atlas Schaefer200x17, cohorts site1, probed phenotypes diagnosis, age"
+    assert result.stdout.strip() == ("my.yaml: valid; atlas Schaefer200x17, cohorts site1, probed phenotypes "
+                                     "diagnosis, age; planned: site1 1 runs (0 to skip)")
 
 
 def test_bad_input_catalogue_names_existing_tests(repo_root):
@@ -279,3 +290,23 @@ def test_bad_input_catalogue_names_existing_tests(repo_root):
         file_name, test_name = row.rsplit("`", 2)[-2].split("::")
         source = (repo_root / "tests" / file_name).read_text()
         assert f"def {test_name}(" in source, f"docs/bad_input.md names {file_name}::{test_name}, which does not exist"
+
+
+def test_check_config_plans_the_runs_and_catches_what_only_planning_finds(tmp_path):
+    """An exclusion naming no subject is found when runs are planned: check-config plans as the Snakefile does."""
+    func = tmp_path / "fmriprep" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    stem = "sub-01_task-rest_space-MNI152NLin2009cAsym_res-2"
+    for name in (f"{stem}_desc-preproc_bold.nii.gz", f"{stem}_desc-brain_mask.nii.gz", f"{stem}_desc-preproc_bold.json",
+                 "sub-01_task-rest_desc-confounds_timeseries.tsv"):
+        (func / name).touch()
+    cohort = {"source": "fmriprep", "derivatives": str(tmp_path / "fmriprep")}
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), "cohorts": {"lab": cohort}}))
+    result = _check_config_cli(path)
+    assert result.returncode == 0 and "planned: lab 1 runs (0 to skip)" in result.stdout
+    cohort["exclude"] = [{"subject": "99", "reason": "never scanned"}]
+    path.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), "cohorts": {"lab": cohort}}))
+    result = _check_config_cli(path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cohorts.lab.exclude[0] names subject 99" in result.stderr and result.stderr.count("\n") == 1

@@ -11,12 +11,16 @@ from semantoks.errors import SemantoksError
 
 def _check_config(args):
     from semantoks.config import load_config
-    from semantoks.workflow_plan import atlas_spec_from_config
+    from semantoks.workflow_plan import plan_workflow
 
     config = load_config(*args.config)
+    # the Snakefile's own parse-time plan: exclusions, TR fallbacks, ROI parcellations, derivatives indexed
+    atlas_id, runs = plan_workflow(config)
     phenotypes = ", ".join(config["probe"]["phenotypes"]) or "none"
-    print(f"{', '.join(args.config)}: valid; atlas {atlas_spec_from_config(config).atlas_id}, "
-          f"cohorts {', '.join(config['cohorts'])}, probed phenotypes {phenotypes}")
+    planned = ", ".join(f"{cohort} {len(found)} runs ({sum(bool(r.problem) for r in found)} to skip)"
+                        for cohort, found in runs.items() if config["cohorts"][cohort]["source"] != "roi")
+    print(f"{', '.join(args.config)}: valid; atlas {atlas_id}, cohorts {', '.join(config['cohorts'])}, "
+          f"probed phenotypes {phenotypes}" + (f"; planned: {planned}" if planned else ""))
 
 
 def _atlas(args):

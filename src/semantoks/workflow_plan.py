@@ -257,3 +257,17 @@ def _site_label(site):
 def bids_string(value):
     """A BIDS entity value: letters and digits only (`36P_scrub` -> `36Pscrub`)."""
     return "".join(ch for ch in str(value) if ch.isalnum())
+
+
+def plan_workflow(config):
+    """(atlas id, {cohort: [PlannedRun]}): what the DAG will run, after every check the Snakefile makes at parse time.
+
+    The Snakefile and `semantoks check-config` both call this, so a config that checks clean plans the same runs.
+    """
+    from semantoks.cohorts.roi_parcellation import check_mixed_sources, parcellation_id
+
+    atlas_id = atlas_spec_from_config(config).atlas_id
+    # ROI cohorts bring their own parcellation: its name is the atlas id of every output, partition and model
+    roi_atlas_id = parcellation_id(config)
+    check_mixed_sources(config, roi_atlas_id, atlas_id)
+    return roi_atlas_id or atlas_id, {cohort: planned_runs(config, cohort) for cohort in config["cohorts"]}

@@ -10,7 +10,6 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
 from semantoks.bids_names import xcpd_paths
 from semantoks.cohorts.roi_import import find_roi_scans
-from semantoks.cohorts.roi_parcellation import check_mixed_sources, parcellation_id
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.fusion import feature_files, probed_feature_sets
@@ -21,24 +20,21 @@ from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,
     derivatives_root,
-    planned_runs,
+    plan_workflow,
 )
 
 config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
 ATLAS = atlas_spec_from_config(config)
-# ROI cohorts bring their own parcellation: its name is the atlas id of every output, partition and model
-ROI_ATLAS_ID = parcellation_id(config)
-check_mixed_sources(config, ROI_ATLAS_ID, ATLAS.atlas_id)
-ATLAS_ID = ROI_ATLAS_ID or ATLAS.atlas_id
+ATLAS_ID, PLANNED_RUNS = plan_workflow(config)
 ROI_ONLY = all(cohort["source"] == "roi" for cohort in config["cohorts"].values())
 SPACE = (next(iter(config["cohorts"].values()))["roi"].get("space") or "unknown") if ROI_ONLY else config["atlas"]["space"]
 STRATEGY = config["denoise"]["strategy"]
 DESC = bids_string(STRATEGY)
 COHORTS = list(config["cohorts"])
 
-RUNS = {cohort: {run.scan_id: run for run in planned_runs(config, cohort)} for cohort in COHORTS}
+RUNS = {cohort: {run.scan_id: run for run in runs} for cohort, runs in PLANNED_RUNS.items()}
 SIMULATED = [c for c in COHORTS if config["cohorts"][c]["source"] == "simulated"]
 ROI_COHORTS = [c for c in COHORTS if config["cohorts"][c]["source"] == "roi"]
 BIDS_COHORTS = [c for c in COHORTS if config["cohorts"][c]["source"] == "bids"]

@@ -1,6 +1,6 @@
 """Descriptors + hashing text embeddings for many scans: seconds per stage.
 
-    python benchmarks/descriptors.py --scans 1000 --parcels 400 --frames 200
+    python benchmarks/descriptors.py --scans 1000 --parcels 400 --frames 200 --processes 2
 
 Synthetic scans (a few shared network signals + AR(1) noise) stream through describe_scans (FC, gradients
 with Procrustes to the training group, seeded Louvain, network dynamics), then texts_table and the
@@ -36,12 +36,14 @@ def main():
     parser.add_argument("--scans", type=int, default=1000)
     parser.add_argument("--parcels", type=int, default=400)
     parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     parcel_network = [NETWORKS[i * len(NETWORKS) // args.parcels] for i in range(args.parcels)]
     train = [f"bench/{i:04d}" for i in range(int(args.scans * 0.8))]
     start = time.perf_counter()
     table, reference, skipped, omitted = describe_scans(synthetic_scans(args.scans, args.parcels, args.frames),
-                                                        parcel_network, NETWORKS, train, seed=0)
+                                                        parcel_network, NETWORKS, train, seed=0,
+                                                        processes=args.processes)
     described = time.perf_counter()
     texts = texts_table(table, reference, NETWORKS, omitted)
     written = time.perf_counter()
@@ -49,7 +51,8 @@ def main():
     encoder = load_text_encoder("hashing", corpus=texts.loc[is_train, "text"].tolist())
     embeddings = encoder.encode(texts["text"].tolist())
     encoded = time.perf_counter()
-    print(f"scans={len(table)} parcels={args.parcels} frames={args.frames} texts={len(texts)} dim={embeddings.shape[1]}")
+    print(f"processes={args.processes} scans={len(table)} parcels={args.parcels} frames={args.frames} "
+          f"texts={len(texts)} dim={embeddings.shape[1]}")
     print(f"descriptors_s={described - start:.1f} texts_s={written - described:.1f} "
           f"embed_s={encoded - written:.1f} total_s={encoded - start:.1f} per_scan_ms={1000 * (encoded - start) / args.scans:.0f}")
 

@@ -88,6 +88,9 @@ def test_descriptors_are_deterministic(described, tmp_path):
     for name in ("descriptors.parquet", "texts.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(root / "out" / name), pd.read_parquet(tmp_path / "out" / name))
     assert read_reference(tmp_path / "out" / "reference.json")[0] == json.loads((root / "out" / "reference.json").read_text())
+    describe_dataset(root / "data", ATLAS, ["A"], tmp_path / "pool", seed=1, train_subjects=TRAIN, processes=2)
+    pd.testing.assert_frame_equal(pd.read_parquet(root / "out" / "texts.parquet"),
+                                  pd.read_parquet(tmp_path / "pool" / "texts.parquet"))
 
 
 def test_too_few_training_subjects_is_one_line(tmp_path):

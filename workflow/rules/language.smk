@@ -19,7 +19,7 @@ rule descriptors:
         f"{R}/benchmarks/language/descriptors.tsv"
     conda:
         "../../envs/language.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
     script:

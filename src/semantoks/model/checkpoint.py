@@ -1,6 +1,5 @@
 """Checkpoints: atomic save keeping the previous good one, checked loads, frozen encoders, data identity."""
 
-import hashlib
 import json
 import logging
 import os
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 
 from semantoks.atomic import atomic_path
+from semantoks.digest import file_sha256
 from semantoks.errors import SemantoksError
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,7 @@ def load_latest(out_dir, map_location="cpu"):
 
 
 def checkpoint_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def rng_state():

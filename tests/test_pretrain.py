@@ -531,7 +531,10 @@ PRETRAIN_COHORTS = ["A", "B"]
 PARTITION = "data/timeseries/atlas=" + ATLAS_ID + "/cohort={{cohort}}/part-0.parquet"
 MODEL_DIR = "model"
 CHECKPOINT = MODEL_DIR + "/checkpoint.pt"
-CODE_VERSION = "test"
+from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
+from semantoks.provenance import canonical
+def script_code(name):
+    return "test"
 def dataset_root(wildcards, input):
     return str(Path(input.partitions[0]).parents[3])
 include: {rule!r}

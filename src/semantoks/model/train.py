@@ -31,6 +31,7 @@ from semantoks.model.logging import TrainingLog, progress_line
 from semantoks.model.meta_arch import SelfDistillationModel
 from semantoks.model.online_eval import (
     check_phenotypes, evaluation_crops, held_out_subjects, phenotype_scores, reidentification_top1,
+    usable_subjects,
 )
 from semantoks.model.schedules import build_schedules
 
@@ -63,7 +64,7 @@ def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_d
     try:
         identity = data_identity(read_atlas_metadata(dataset_root, atlas_id), config.data.identity(), cohorts,
                                  source=dataset_root)
-        held_out = held_out_subjects(dataset_root, atlas_id, cohorts, config.eval_subjects, config.seed)
+        held_out = held_out_subjects(dataset_root, atlas_id, cohorts, config.eval_subjects, config.seed, config.data)
         phenotypes = _eval_phenotypes(dataset_root, cohorts, config) if context.is_main else None
         data = open_pretraining_data(dataset_root, atlas_id, cohorts, config.data, config.batch_size, config.seed,
                                      context.rank, context.world_size, config.data_source,
@@ -96,10 +97,8 @@ def _monitor_crops(root, atlas_id, cohorts, config, held_out):
     """The fixed batch for health and online evaluation: held-out subjects' crops, else a seeded scan sample."""
     if held_out:
         return evaluation_crops(root, atlas_id, held_out, config.data)
-    from semantoks.dataset import scan_index
-
-    index = scan_index(root, atlas_id, cohorts)
-    subjects = sorted(set(zip(index["cohort"], index["subject"])))
+    # subjects whose scans are all shorter than a patch are never trained on, so never sampled here
+    subjects = usable_subjects(root, atlas_id, cohorts, config.data)
     rng = np.random.default_rng([config.seed, 11])
     chosen = sorted(subjects[i] for i in rng.choice(len(subjects), min(32, len(subjects)), replace=False))
     return evaluation_crops(root, atlas_id, chosen, config.data)

@@ -8,7 +8,8 @@ import sys
 import pytest
 import yaml
 
-from semantoks.config import config_hash, load_config, read_config_file, validate_config
+from semantoks.config import load_config, read_config_file, validate_config
+from semantoks.provenance import config_hash
 from semantoks.config_checks import PHENOTYPE_NAME
 from semantoks.errors import SemantoksError
 

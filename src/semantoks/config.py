@@ -6,8 +6,6 @@ The Snakefile and `semantoks check-config` read config files with the same stric
 
 import copy
 import difflib
-import hashlib
-import json
 from pathlib import Path
 
 import jsonschema
@@ -154,8 +152,3 @@ def _describe(error, schema):
         return f"'{where}' is missing a required setting ({error.message}); add it."
     return f"'{where}': {error.message}; fix the value."
 
-
-def config_hash(config):
-    """A short stable hash of the resolved config, recorded in every output's metadata."""
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

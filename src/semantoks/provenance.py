@@ -6,6 +6,7 @@ whose scripts reach it, and an edit elsewhere in the package reruns nothing.
 
 import ast
 import hashlib
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -93,3 +94,9 @@ def canonical(value):
     if isinstance(value, (list, tuple)):
         return [canonical(item) for item in value]
     return value
+
+
+def config_hash(config):
+    """A short stable hash of the resolved config, recorded in outputs' metadata (never a rerun param)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -3,7 +3,7 @@ from pathlib import Path
 from semantoks import __version__
 from semantoks.atlas import read_labels_tsv
 from semantoks.cohorts.roi_import import read_import_index
-from semantoks.config import config_hash
+from semantoks.provenance import config_hash
 from semantoks.confounds import resolve_strategy
 from semantoks.dataset import build_partition
 from semantoks.rule_runner import rule_script

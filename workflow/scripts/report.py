@@ -1,4 +1,4 @@
-from semantoks.config import config_hash
+from semantoks.provenance import config_hash
 from semantoks.report import build_report, first_scan
 from semantoks.rule_runner import rule_script
 

@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,14 @@ def templateflow_home(shared_data):
 @pytest.fixture(scope="session")
 def repo_root():
     return REPO
+
+
+def copy_workflow(repo_root, dest, names=("src", "workflow", "envs", "Snakefile", "config", ".test")):
+    """The files a Snakemake run needs, copied into `dest` so a test may edit them or run from a clean folder."""
+    for name in names:
+        source = Path(repo_root) / name
+        if source.is_dir():
+            shutil.copytree(source, Path(dest) / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
+        elif source.exists():
+            shutil.copy2(source, Path(dest) / name)
+    return Path(dest)

@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_pretrain import ATLAS, simulate_scans, tiny_config, write_dataset
+from test_pretrain import ATLAS, trained_toy_model
 
 import semantoks
 from semantoks.embed import read_embeddings
 from semantoks.errors import SemantoksError
-from semantoks.model.train import pretrain
 
 torch.set_num_threads(1)
 
@@ -22,9 +21,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
-    scans, _ = simulate_scans(8, seed=5, n_frames=220)
-    write_dataset(root / "dataset", "A", scans)
-    checkpoint = pretrain(tiny_config(steps=2, checkpoint_every=2), root / "dataset", ATLAS, ["A"], root / "model")
+    checkpoint, scans = trained_toy_model(root, seed=5, n_frames=220)
     return root, checkpoint, scans
 
 

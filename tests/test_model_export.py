@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_pretrain import ATLAS, simulate_scans, tiny_config, write_dataset
+from test_pretrain import ATLAS, trained_toy_model
 
 import semantoks
-from semantoks.embed import embed_dataset, read_embeddings
+from semantoks.embed import embed_dataset
 from semantoks.errors import SemantoksError
 from semantoks.model.export import export_model
-from semantoks.model.train import pretrain
 
 torch.set_num_threads(1)
 
@@ -22,9 +21,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    scans, _ = simulate_scans(8, seed=6, n_frames=200)
-    write_dataset(root / "dataset", "A", scans)
-    checkpoint = pretrain(tiny_config(steps=2, checkpoint_every=2), root / "dataset", ATLAS, ["A"], root / "model")
+    checkpoint, scans = trained_toy_model(root, seed=6)
     summary = root / "summary.tsv"
     pd.DataFrame([{"feature_set": "model", "phenotype": "age", "metric": "r2", "mean": 0.21, "sd": 0.05,
                    "n_subjects": 8, "n_repeats": 2, "p_value": 0.03, "shuffled_mean": -0.1, "status": "ok",

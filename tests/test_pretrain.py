@@ -91,6 +91,14 @@ def tiny_config(**overrides):
     return {**config, **overrides}
 
 
+def trained_toy_model(root, seed, n_subjects=8, n_frames=200):
+    """(checkpoint, scans) of a 2-step tiny model on a one-cohort toy dataset under `root`/dataset."""
+    scans, _ = simulate_scans(n_subjects, seed=seed, n_frames=n_frames)
+    write_dataset(root / "dataset", "A", scans)
+    checkpoint = pretrain(tiny_config(steps=2, checkpoint_every=2), root / "dataset", ATLAS, ["A"], root / "model")
+    return checkpoint, scans
+
+
 def assert_same_parameters(state_a, state_b, atol=1e-7):
     assert state_a.keys() == state_b.keys()
     for key in state_a:

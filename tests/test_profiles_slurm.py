@@ -6,11 +6,11 @@ the inputs of the jobs it wants submitted and checks the recorded sbatch options
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
+from conftest import copy_workflow
 
 try:
     import snakemake_executor_plugin_slurm  # noqa: F401
@@ -20,7 +20,7 @@ except ImportError:
         raise
     pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')", allow_module_level=True)
 
-COPIED = ("src", "workflow", "envs", "profiles", "Snakefile", "config.yaml", "config", ".test")
+COPIED = ("src", "workflow", "envs", "profiles", "Snakefile", "config", ".test")
 CONFIG = ".test/config_reruns/config.yaml"
 ATLAS_DIR = "results/atlas/Schaefer100x7"
 PARTITION = "results/dataset/timeseries/atlas=Schaefer100x7/cohort=demo/part-0.parquet"
@@ -29,13 +29,7 @@ SUBJECTS = ["01", "02", "03", "04", "05", "06"]
 
 @pytest.fixture()
 def workdir(tmp_path, repo_root):
-    for name in COPIED:
-        source = repo_root / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
-        elif source.exists():
-            shutil.copy2(source, tmp_path / name)
-    return tmp_path
+    return copy_workflow(repo_root, tmp_path, COPIED)
 
 
 def submit(workdir, repo_root, templateflow_home, targets, *args):

@@ -7,18 +7,17 @@ finished run also makes `snakemake --report` (one real run serves both).
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import copy_workflow
 import yaml
 
 from semantoks.provenance import code_hash_for_script, imported_modules
 
-COPIED = ("src", "workflow", "envs", "Snakefile", "config.yaml", "config", ".test")
 CONFIG = ".test/config_reruns/config.yaml"
 
 # each stage with everything downstream of it in the DAG
@@ -93,12 +92,7 @@ def expected_jobs(stages, all_jobs):
 @pytest.fixture(scope="module")
 def finished_workflow(tmp_path_factory, repo_root, templateflow_home):
     workdir = tmp_path_factory.mktemp("reruns")
-    for name in COPIED:
-        source = repo_root / name
-        if source.is_dir():
-            shutil.copytree(source, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
-        elif source.exists():
-            shutil.copy2(source, workdir / name)
+    copy_workflow(repo_root, workdir)
     all_jobs = dry_run_jobs(workdir, templateflow_home)
     snakemake(workdir, templateflow_home)
     assert dry_run_jobs(workdir, templateflow_home) == {}

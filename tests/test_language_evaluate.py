@@ -91,9 +91,9 @@ def test_attribute_probes_per_family_beside_null_and_majority(chain):
     _, _, _, _, _, results = chain
     probes = results["attribute_probes"]
     assert probes["bands"] == ["lower", "typical", "elevated"] and probes["n_test_scans"] == 4
-    assert probes["n_descriptors"] == sum(s["model"]["n_descriptors"] for s in probes["per_family"].values()) > 0
+    assert probes["n_descriptors"] == sum(s["unaligned"]["n_descriptors"] for s in probes["per_family"].values()) > 0
     for by_set in probes["per_family"].values():
-        assert set(by_set) == {"model", "aligned", "codes", "network_fc"}
+        assert set(by_set) == {"unaligned", "aligned", "codes", "network_fc"}
         for scores in by_set.values():
             assert 0 <= scores["balanced_accuracy"] <= 1 and 0 <= scores["majority"] <= 1 and scores["null_sd"] >= 0
 

@@ -85,50 +85,29 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
         add("retrieval", "network", method, scores)
     aligned = scan_head.project(X)
     codes = _on_keys(*load_embeddings(codes_parquet), keys) if codes_parquet else None
-    attribute_sets = {"model": X, "aligned": aligned, **({"codes": codes} if codes is not None else {}),
-                      **({"network_fc": features["network_fc"]} if "network_fc" in features else {})}
+    # the continuous, aligned, discrete and FC views, each probed the same way
+    sets = {"aligned": aligned, "unaligned": X, **({"codes": codes} if codes is not None else {}),
+            **({"network_fc": features["network_fc"]} if "network_fc" in features else {})}
     descriptors_parquet = Path(descriptor_dir) / "descriptors.parquet"
-    if descriptors_parquet.is_file():
-        z = _on_keys(*_descriptor_table(descriptors_parquet, reference), keys)
-        if z is not None:
-            results["attribute_probes"] = attribute_probes(z, reference.names, train, attribute_sets, seed=seed)
-            for family, by_set in results["attribute_probes"]["per_family"].items():
-                for set_name, scores in by_set.items():
-                    rows.append({"analysis": "attribute_probes", "level": family, "method": set_name,
-                                 "metric": "balanced_accuracy", "value": scores["balanced_accuracy"],
-                                 "chance": scores["null_mean"], "n": int(test.sum())})
+    z = _on_keys(*_descriptor_table(descriptors_parquet, reference), keys) if descriptors_parquet.is_file() else None
+    if z is not None:
+        results["attribute_probes"] = attribute_probes(z, reference.names, train, sets, seed=seed)
+        for family, by_set in results["attribute_probes"]["per_family"].items():
+            for set_name, scores in by_set.items():
+                rows.append({"analysis": "attribute_probes", "level": family, "method": set_name,
+                             "metric": "balanced_accuracy", "value": scores["balanced_accuracy"],
+                             "chance": scores["null_mean"], "n": int(test.sum())})
     if phenotypes is not None and zero_shot_phenotypes:
         labels = scan_labels(meta, phenotypes, zero_shot_phenotypes)
-        held_out = _zero_shot(heads_dir, text_record, encoder_id, descriptor_id, meta, X, test, labels, seed)
-        loco_cohorts = json.loads((heads_dir / "align.json").read_text()).get("loco", [])
-        if loco_cohorts:
-            encoder = encoder_from_record(text_record)
-            results["zero_shot_loco"] = loco_zero_shot(
-                lambda stem: load_head(heads_dir / f"{stem}_head.pt", encoder_id, descriptor_id)[0], meta, X, labels,
-                encoder, loco_cohorts, seed)
-            results["zero_shot"] = results["zero_shot_loco"]["pooled"]
-            results["zero_shot_held_out_subjects"] = held_out
-            results["zero_shot_design"] = (
-                f"leave-one-cohort-out over {len(loco_cohorts)} cohorts: each cohort's scans are scored by heads "
-                "trained on the other cohorts' training subjects only; pooled over cohorts, null shuffled within "
-                "cohorts")
-            for cohort, by_name in results["zero_shot_loco"]["per_cohort"].items():
-                for name, scores in by_name.items():
-                    rows.append({"analysis": "zero_shot_loco", "level": cohort, "method": name,
-                                 "metric": "balanced_accuracy", "value": scores["balanced_accuracy"],
-                                 "chance": scores["null_mean"], "n": scores["n"]})
-        else:
-            results["zero_shot"] = held_out
-            results["zero_shot_design"] = (
-                "held-out subjects of the language split; one cohort, so leave-one-cohort-out does not apply")
+        results.update(_zero_shot_results(heads_dir, text_record, descriptor_id, meta, X, test, labels, seed))
+        for cohort, by_name in results.get("zero_shot_loco", {}).get("per_cohort", {}).items():
+            for name, scores in by_name.items():
+                rows.append({"analysis": "zero_shot_loco", "level": cohort, "method": name,
+                             "metric": "balanced_accuracy", "value": scores["balanced_accuracy"],
+                             "chance": scores["null_mean"], "n": scores["n"]})
         for name, scores in results["zero_shot"].items():
             rows.append({"analysis": "zero_shot", "level": "scan", "method": name, "metric": "balanced_accuracy",
                          "value": scores["balanced_accuracy"], "chance": scores["null_mean"], "n": scores["n"]})
-        sets = {"aligned": aligned, "unaligned": X}
-        if codes is not None:
-            sets["codes"] = codes
-        if "network_fc" in features:
-            sets["network_fc"] = features["network_fc"]
         results["few_shot"] = {}
         for name, y in labels.items():
             ok = pd.notna(y)
@@ -183,16 +162,27 @@ def _descriptor_table(path, reference):
     return table[["cohort", "scan_id"]], reference.z(table)
 
 
-def _zero_shot(heads_dir, text_record, encoder_id, descriptor_id, meta, X, test, labels, seed):
-    """Zero-shot head (trained with training subjects' phenotype sentences) vs the plain scan head as control."""
-    path = Path(heads_dir) / "zero_shot_head.pt"
-    if not path.is_file():
-        return {}
-    heads = {"": load_head(path, encoder_id, descriptor_id)[0],
-             "_without_phenotype_sentences": load_head(Path(heads_dir) / "scan_head.pt", encoder_id, descriptor_id)[0]}
+def _zero_shot_results(heads_dir, text_record, descriptor_id, meta, X, test, labels, seed):
+    """`zero_shot` and its design; with leave-one-cohort-out heads also `zero_shot_loco` and the held-out-subject rows."""
+    encoder_id = text_record["encoder"]
     encoder = encoder_from_record(text_record)
-    found = {}
-    for name, y in labels.items():
-        for suffix, scores in prompt_scores(heads, X, test, meta, name, y, encoder, seed).items():
-            found[name + suffix] = public_scores(scores)
-    return found
+
+    def load(stem):
+        return load_head(Path(heads_dir) / f"{stem}_head.pt", encoder_id, descriptor_id)[0]
+
+    held_out = {}
+    if (Path(heads_dir) / "zero_shot_head.pt").is_file():
+        # the zero-shot head (training subjects' phenotype sentences) vs the plain scan head as control
+        heads = {"": load("zero_shot"), "_without_phenotype_sentences": load("scan")}
+        for name, y in labels.items():
+            for suffix, scores in prompt_scores(heads, X, test, meta, name, y, encoder, seed).items():
+                held_out[name + suffix] = public_scores(scores)
+    cohorts = json.loads((Path(heads_dir) / "align.json").read_text()).get("loco", [])
+    if not cohorts:
+        return {"zero_shot": held_out, "zero_shot_design": "held-out subjects of the language split; one cohort, so "
+                                                           "leave-one-cohort-out does not apply"}
+    loco = loco_zero_shot(load, meta, X, labels, encoder, cohorts, seed)
+    return {"zero_shot": loco["pooled"], "zero_shot_loco": loco, "zero_shot_held_out_subjects": held_out,
+            "zero_shot_design": f"leave-one-cohort-out over {len(cohorts)} cohorts: each cohort's scans are scored "
+                                "by heads trained on the other cohorts' training subjects only; pooled over cohorts, "
+                                "null shuffled within cohorts"}

@@ -43,19 +43,23 @@ def synthetic_batch(batch_size, n_parcels, length, n_patches, device, seed=0):
 
 
 def timed(step, steps, warmup, device):
-    """Median seconds per call of `step` after `warmup` calls."""
+    """Median (wall seconds, process CPU seconds) per call of `step` after `warmup` calls.
+
+    CPU time (all threads of this process) is the steadier number on a shared machine.
+    """
     for _ in range(warmup):
         step()
-    times = []
+    walls, cpus = [], []
     for _ in range(steps):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def data_scans_per_s(batch_size, n_parcels, steps, frames=300):
@@ -141,17 +145,20 @@ def main():
         loss.backward()
 
     results = {"preset": args.preset, "batch_size": args.batch_size, "device": str(device),
-               "head_hidden": model.loss_config["head_hidden"],
+               "head_hidden": model.loss_config.head_hidden,
                "tokens_per_view": args.networks * n_patches, "threads": torch.get_num_threads()}
     timings = {"train_step": train_step, "encoder_fwd_bwd": encoder_step, "reference_fwd_bwd": reference_step}
     for name, step in timings.items():
-        results[f"{name}_s"] = timed(step, args.steps, args.warmup, device)
+        results[f"{name}_s"], results[f"{name}_cpu_s"] = timed(step, args.steps, args.warmup, device)
     tokens_per_step = 2 * args.batch_size * args.networks * n_patches
     results["scans_per_s"] = args.batch_size / results["train_step_s"]
     results["data_scans_per_s"] = data_scans_per_s(args.batch_size, args.parcels, args.steps)
     results["tokens_per_s"] = tokens_per_step / results["train_step_s"]
     results["train_step_over_reference"] = results["train_step_s"] / results["reference_fwd_bwd_s"]
     results["encoder_over_reference"] = results["encoder_fwd_bwd_s"] / results["reference_fwd_bwd_s"]
+    if device.type == "cpu":
+        results["train_step_over_reference_cpu"] = results["train_step_cpu_s"] / results["reference_fwd_bwd_cpu_s"]
+        results["encoder_over_reference_cpu"] = results["encoder_fwd_bwd_cpu_s"] / results["reference_fwd_bwd_cpu_s"]
     if device.type == "cuda":
         with FlopCounterMode(display=False) as flops:
             train_step()

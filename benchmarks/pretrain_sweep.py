@@ -41,6 +41,7 @@ GRID = {
     "lr1e-3": {"base_lr": 8e-3},
     "lr1e-3_clip3": {"base_lr": 8e-3, "grad_clip": 3.0},
     "lr1e-3_clip3_ema0.9": {"base_lr": 8e-3, "grad_clip": 3.0, "momentum": 0.9},
+    "lr3e-4_clip3_ema0.9": {"base_lr": 2.4e-3, "grad_clip": 3.0, "momentum": 0.9},
     "lr3e-3_clip3_ema0.9": {"base_lr": 2.4e-2, "grad_clip": 3.0, "momentum": 0.9},
     "lr1e-3_clip3_ema0.9_warm0.2": {"base_lr": 8e-3, "grad_clip": 3.0, "momentum": 0.9, "warmup_fraction": 0.2},
 }

@@ -9,11 +9,12 @@ EMA update), our encoder alone (forward + backward of the student encoder on bot
 reference nn.TransformerEncoder (pre-LN, same D / depth / heads / MLP ratio, same number of
 tokens incl. CLS, forward + backward). On CUDA (bf16 autocast) it also reports model FLOPs
 utilisation: FLOPs of one full step counted with torch.utils.flop_counter / step time / peak.
-`--head-hidden` sets the projection heads' width, the largest cost of a `tiny` step on CPU.
+`--head-hidden` overrides the preset's projection head width (tiny 256, others 2048).
 `data_scans_per_s` is the in-memory batch source alone (crops of preprocessed scans), for comparison.
 """
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -25,6 +26,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from semantoks.model.augment import Augmentations, augment_views
+from semantoks.model.config import resolve
 from semantoks.model.data import InMemoryBatches, Preprocessing, PreparedScan
 from semantoks.model.meta_arch import SelfDistillationModel
 from semantoks.model.presets import resolve_encoder_config
@@ -91,7 +93,7 @@ def main():
     parser.add_argument("--networks", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student")
-    parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: loss default)")
+    parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: the preset's)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU bf16 peak for MFU (default by name)")
     args = parser.parse_args()
 
@@ -105,7 +107,9 @@ def main():
     config = resolve_encoder_config(args.preset)
     n_patches = config["window"] // config["patch_len"]
     parcel_network = np.sort(np.arange(args.parcels) % args.networks)
-    loss_config = {} if args.head_hidden is None else {"head_hidden": args.head_hidden}
+    loss_config = resolve({"preset": args.preset}).loss  # the preset's head, as the trainer builds it
+    if args.head_hidden is not None:
+        loss_config = dataclasses.replace(loss_config, head_hidden=args.head_hidden)
     model = SelfDistillationModel(config, loss_config, parcel_network, args.networks).to(device)
     if args.compile:
         model.student = torch.compile(model.student)

@@ -162,9 +162,10 @@ PRESETS = {
 }
 # optimisation diffs per preset, under the user's own values: the CPU sweep (docs/model.md) found tiny
 # indistinguishable from its init at the paper's lr (peak 8.7e-5 at batch 32, norms clipped from 9-64 to 1);
-# small/base keep the paper's values until swept on a GPU
+# small/base keep the paper's values until swept on a GPU. tiny's projection head is 256 wide (4 x its
+# D 64, not DINOv2's 2048): the 2048-wide head was most of a CPU step and trained no better (docs/model.md)
 PRESET_TRAINING = {
-    "tiny": {"base_lr": 8e-3, "grad_clip": 3.0, "momentum": 0.9},
+    "tiny": {"base_lr": 8e-3, "grad_clip": 3.0, "momentum": 0.9, "head_hidden": 256},
     "small": {},
     "base": {},
 }
@@ -196,6 +197,9 @@ def resolve(section):
     _refuse_unknown("pretrain", section, known_keys())
     preset = section.pop("preset", nested["model"].pop("preset", "tiny"))
     for key, value in PRESET_TRAINING.get(preset, {}).items():
+        if key in _field_names(LossConfig):
+            nested["loss"].setdefault(key, value)
+            continue
         group = next((name for name in FLAT_GROUPS if key in _field_names(GROUPS[name])), None)
         target = flat[group] if group else section
         target.setdefault(key, value)

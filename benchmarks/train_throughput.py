@@ -9,11 +9,12 @@ EMA update), our encoder alone (forward + backward of the student encoder on bot
 reference nn.TransformerEncoder (pre-LN, same D / depth / heads / MLP ratio, same number of
 tokens incl. CLS, forward + backward). On CUDA (bf16 autocast) it also reports model FLOPs
 utilisation: FLOPs of one full step counted with torch.utils.flop_counter / step time / peak.
-`--head-hidden` sets the projection heads' width, the largest cost of a `tiny` step on CPU.
+`--head-hidden` overrides the preset's projection head width (tiny 256, others 2048).
 `data_scans_per_s` is the in-memory batch source alone (crops of preprocessed scans), for comparison.
 """
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -25,6 +26,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from semantoks.model.augment import Augmentations, augment_views
+from semantoks.model.config import resolve
 from semantoks.model.data import InMemoryBatches, Preprocessing, PreparedScan
 from semantoks.model.meta_arch import SelfDistillationModel
 from semantoks.model.presets import resolve_encoder_config
@@ -43,19 +45,23 @@ def synthetic_batch(batch_size, n_parcels, length, n_patches, device, seed=0):
 
 
 def timed(step, steps, warmup, device):
-    """Median seconds per call of `step` after `warmup` calls."""
+    """Median (wall seconds, process CPU seconds) per call of `step` after `warmup` calls.
+
+    CPU time (all threads of this process) is the steadier number on a shared machine.
+    """
     for _ in range(warmup):
         step()
-    times = []
+    walls, cpus = [], []
     for _ in range(steps):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def data_scans_per_s(batch_size, n_parcels, steps, frames=300):
@@ -87,7 +93,7 @@ def main():
     parser.add_argument("--networks", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student")
-    parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: loss default)")
+    parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: the preset's)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU bf16 peak for MFU (default by name)")
     args = parser.parse_args()
 
@@ -101,7 +107,9 @@ def main():
     config = resolve_encoder_config(args.preset)
     n_patches = config["window"] // config["patch_len"]
     parcel_network = np.sort(np.arange(args.parcels) % args.networks)
-    loss_config = {} if args.head_hidden is None else {"head_hidden": args.head_hidden}
+    loss_config = resolve({"preset": args.preset}).loss  # the preset's head, as the trainer builds it
+    if args.head_hidden is not None:
+        loss_config = dataclasses.replace(loss_config, head_hidden=args.head_hidden)
     model = SelfDistillationModel(config, loss_config, parcel_network, args.networks).to(device)
     if args.compile:
         model.student = torch.compile(model.student)
@@ -141,17 +149,20 @@ def main():
         loss.backward()
 
     results = {"preset": args.preset, "batch_size": args.batch_size, "device": str(device),
-               "head_hidden": model.loss_config["head_hidden"],
+               "head_hidden": model.loss_config.head_hidden,
                "tokens_per_view": args.networks * n_patches, "threads": torch.get_num_threads()}
     timings = {"train_step": train_step, "encoder_fwd_bwd": encoder_step, "reference_fwd_bwd": reference_step}
     for name, step in timings.items():
-        results[f"{name}_s"] = timed(step, args.steps, args.warmup, device)
+        results[f"{name}_s"], results[f"{name}_cpu_s"] = timed(step, args.steps, args.warmup, device)
     tokens_per_step = 2 * args.batch_size * args.networks * n_patches
     results["scans_per_s"] = args.batch_size / results["train_step_s"]
     results["data_scans_per_s"] = data_scans_per_s(args.batch_size, args.parcels, args.steps)
     results["tokens_per_s"] = tokens_per_step / results["train_step_s"]
     results["train_step_over_reference"] = results["train_step_s"] / results["reference_fwd_bwd_s"]
     results["encoder_over_reference"] = results["encoder_fwd_bwd_s"] / results["reference_fwd_bwd_s"]
+    if device.type == "cpu":
+        results["train_step_over_reference_cpu"] = results["train_step_cpu_s"] / results["reference_fwd_bwd_cpu_s"]
+        results["encoder_over_reference_cpu"] = results["encoder_fwd_bwd_cpu_s"] / results["reference_fwd_bwd_cpu_s"]
     if device.type == "cuda":
         with FlopCounterMode(display=False) as flops:
             train_step()

@@ -205,6 +205,63 @@ def test_forward_backward_trains_student_only(apply_mask):
     assert grads["encoder.blocks.0.attn.qkv.weight"].abs().sum() > 0
 
 
+def straightforward_forward_backward(model, batch, weights, apply_mask, generator):
+    """The step as first written: every token of both networks through the heads, then a weighted mean."""
+    from semantoks.model.losses import cosine_distance, temporal_regularizer_loss
+    from semantoks.model.masking import sample_mask_ratios
+
+    n_views, batch_size = batch["views"].shape[:2]
+    x, parcel_valid, patch_valid = (batch[key].flatten(0, 1) for key in ("views", "parcel_valid", "patch_valid"))
+    with torch.no_grad():
+        teacher = model.teacher(x, parcel_valid, patch_valid)
+    token_valid = teacher["token_valid"]
+    token_mask = torch.zeros_like(token_valid)
+    if apply_mask:
+        ratios = sample_mask_ratios(token_valid.shape[0], generator, 0.65, 0.85)
+        token_mask = slice_mask(token_valid, len(SIZES), K, ratios, generator)
+    student = model.student(x, parcel_valid, patch_valid, token_mask)
+    assert student["tokens"].shape[:2] == token_valid.shape
+
+    def by_view(t):
+        return t.reshape(n_views, batch_size, *t.shape[1:])
+
+    cls_terms = model.cls_loss(by_view(student["cls"]), by_view(teacher["cls"]))
+    selected = (token_mask & token_valid).float()
+    mtm = (cosine_distance(student["tokens"], teacher["tokens"]) * selected).sum() / selected.sum().clamp(min=1.0)
+    ttr = temporal_regularizer_loss(by_view(student["networks"]), by_view(teacher["networks"]),
+                                    by_view(teacher["network_valid"]))
+    total = cls_terms["loss"] + weights["mtm"] * mtm + weights["ttr"] * ttr
+    total.backward()
+    return {"total": total.item(), "compression": cls_terms["compression"].item(),
+            "expansion": cls_terms["expansion"].item(), "mtm": mtm.item(), "ttr": ttr.item()}
+
+
+@pytest.mark.parametrize("apply_mask", [True, False])
+@pytest.mark.parametrize("separate_patch_head", [False, True])
+def test_forward_backward_equals_projecting_every_token(apply_mask, separate_patch_head):
+    """Only masked tokens go through the patch head; losses and gradients equal the all-token computation."""
+    def model():
+        torch.manual_seed(0)
+        return SelfDistillationModel({"preset": "tiny", "window": WINDOW, "patch_len": PATCH},
+                                     {"head_hidden": 64, "out_dim": 16, "separate_patch_head": separate_patch_head},
+                                     interleaved_networks(), len(SIZES)).train()
+
+    batch, weights = make_views(batch=6), {"ttr": 0.5, "mtm": 1.0}
+    fast, slow = model(), model()
+    head = fast.student.patch_head if separate_patch_head else fast.student.cls_head
+    rows = []
+    head.register_forward_hook(lambda module, inputs, output: rows.append(inputs[0].shape[0]))
+    losses = fast.forward_backward(batch, weights, apply_mask, torch.Generator().manual_seed(3))
+    reference = straightforward_forward_backward(slow, batch, weights, apply_mask, torch.Generator().manual_seed(3))
+    assert losses == pytest.approx(reference, rel=1e-5, abs=1e-6)
+    assert (losses["mtm"] > 0) == apply_mask
+    for (name, a), b in zip(fast.student.named_parameters(), slow.student.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7), name
+    # 12 scans x 15 tokens: masked steps project the ~65-85 % masked ones, unmasked steps none
+    token_rows = rows[0] if separate_patch_head else rows[1]  # calls: (cls,) tokens, networks
+    assert token_rows < 0.9 * 12 * len(SIZES) * K and (token_rows > 0) == apply_mask
+
+
 def test_forward_backward_loss_scale_scales_gradients_only():
     batch, weights = make_views(), {"ttr": 0.5, "mtm": 1.0}
     plain, scaled = tiny_model(), tiny_model()

@@ -160,12 +160,13 @@ PRESETS = {
     "small": {"dim": 384, "depth": 6, "heads": 6, "drop_path": 0.1},
     "base": {"dim": 768, "depth": 8, "heads": 12, "drop_path": 0.1},
 }
-# optimisation diffs per preset, under the user's own values: the CPU sweep (docs/model.md) found tiny
-# indistinguishable from its init at the paper's lr (peak 8.7e-5 at batch 32, norms clipped from 9-64 to 1);
-# small/base keep the paper's values until swept on a GPU
+# optimisation diffs per preset, under the user's own values: the CPU sweeps (docs/model.md) found tiny and
+# small indistinguishable from their init at the paper's lr (peak 8.7e-5 at batch 32, norms clipped from 9-64
+# to 1); base keeps the paper's values until swept on a GPU. tiny's projection head is 256 wide (4 x its
+# D 64, not DINOv2's 2048): the 2048-wide head was most of a CPU step and trained no better (docs/model.md)
 PRESET_TRAINING = {
-    "tiny": {"base_lr": 8e-3, "grad_clip": 3.0, "momentum": 0.9},
-    "small": {},
+    "tiny": {"base_lr": 8e-3, "grad_clip": 3.0, "momentum": 0.9, "head_hidden": 256},
+    "small": {"base_lr": 2.4e-3, "grad_clip": 3.0, "momentum": 0.9},
     "base": {},
 }
 
@@ -196,6 +197,9 @@ def resolve(section):
     _refuse_unknown("pretrain", section, known_keys())
     preset = section.pop("preset", nested["model"].pop("preset", "tiny"))
     for key, value in PRESET_TRAINING.get(preset, {}).items():
+        if key in _field_names(LossConfig):
+            nested["loss"].setdefault(key, value)
+            continue
         group = next((name for name in FLAT_GROUPS if key in _field_names(GROUPS[name])), None)
         target = flat[group] if group else section
         target.setdefault(key, value)

@@ -62,15 +62,13 @@ class CodingRateLoss(nn.Module):
                 "compression": compression, "expansion": expansion}
 
 
-def masked_token_loss(student_tokens, teacher_tokens, token_mask, token_valid):
-    """Mean 1 - cos over masked valid tokens; student and teacher see the same view.
+def masked_token_loss(student_masked, teacher_masked):
+    """Mean 1 - cos over the masked valid tokens; student and teacher see the same view.
 
-    student_tokens, teacher_tokens [B, L, d] unit vectors; token_mask, token_valid [B, L] bool.
-    Zero (still in the graph) when nothing is masked.
+    student_masked, teacher_masked [S, d] unit vectors: the projections of the same S tokens (the
+    masked valid ones, gathered in the same order). Zero (still in the graph) when S is 0.
     """
-    selected = (token_mask & token_valid).to(student_tokens.dtype)
-    distance = cosine_distance(student_tokens, teacher_tokens)
-    return (distance * selected).sum() / selected.sum().clamp(min=1.0)
+    return cosine_distance(student_masked, teacher_masked).sum() / max(student_masked.shape[0], 1)
 
 
 def temporal_regularizer_loss(student_networks, teacher_networks, network_valid):

@@ -17,10 +17,12 @@ NO_DECAY_NAMES = ("cls_token", "mask_token", "network_embedding")
 class DistillationNetwork(nn.Module):
     """Encoder + projection heads: one module so the trainer can wrap the student in DDP.
 
-    forward -> dict of unit vectors: cls [B, d], tokens [B, N*K, d] and networks [B, N, d]
-    (each network's token averaged over its valid patches, then projected), plus token_valid
-    [B, N*K] and network_valid [B, N]. One head is shared by CLS, patch and network tokens
-    (as DINOv2's default) unless `separate_patch_head`.
+    forward -> dict of unit vectors: cls [B, d], tokens and networks [B, N, d] (each network's
+    token averaged over its valid patches, then projected), plus token_valid [B, N*K] and
+    network_valid [B, N]. tokens is [B, N*K, d], or, given `project_tokens` ([B, N*K] bool), only
+    those tokens' projections [S, d] in row-major order: the masked-token loss reads only masked
+    tokens, so only they go through the head (as DINOv2's iBOT head). One head is shared by CLS,
+    patch and network tokens (as DINOv2's default) unless `separate_patch_head`.
     """
 
     def __init__(self, encoder, out_dim=128, head_hidden=2048, separate_patch_head=False):
@@ -29,7 +31,7 @@ class DistillationNetwork(nn.Module):
         self.cls_head = ProjectionHead(encoder.dim, head_hidden, out_dim)
         self.patch_head = ProjectionHead(encoder.dim, head_hidden, out_dim) if separate_patch_head else None
 
-    def forward(self, x, parcel_valid=None, patch_valid=None, token_mask=None):
+    def forward(self, x, parcel_valid=None, patch_valid=None, token_mask=None, project_tokens=None):
         out = self.encoder(x, parcel_valid, patch_valid, token_mask)
         patch_head = self.patch_head if self.patch_head is not None else self.cls_head
         batch, n_networks = x.shape[0], self.encoder.n_networks
@@ -38,7 +40,7 @@ class DistillationNetwork(nn.Module):
         network_tokens = (tokens * weights[..., None]).sum(dim=2) / weights.sum(dim=2, keepdim=True).clamp(min=1.0)
         return {
             "cls": self.cls_head(out["cls"]),
-            "tokens": patch_head(out["tokens"]),
+            "tokens": patch_head(out["tokens"] if project_tokens is None else out["tokens"][project_tokens]),
             "networks": patch_head(network_tokens),
             "token_valid": out["token_valid"],
             "network_valid": weights.sum(dim=2) > 0,
@@ -99,25 +101,26 @@ class SelfDistillationModel(nn.Module):
         parcel_valid = batch["parcel_valid"].reshape(n_views * batch_size, -1)
         patch_valid = batch["patch_valid"].reshape(n_views * batch_size, -1)
 
-        with torch.no_grad():
-            teacher = self.teacher(x, parcel_valid, patch_valid)
-        token_valid = teacher["token_valid"]
+        encoder = self.student_module.encoder
+        token_valid = encoder.token_validity(parcel_valid, patch_valid)
         if apply_mask:
             ratios = sample_mask_ratios(token_valid.shape[0], generator, self.loss_config.mask_ratio_min,
                                         self.loss_config.mask_ratio_max)
-            encoder = self.student_module.encoder
             token_mask = slice_mask(token_valid, encoder.n_networks, token_valid.shape[1] // encoder.n_networks,
                                     ratios.to(token_valid.device), generator)
         else:
             # An all-False mask keeps the mask token in the graph, so DDP sees every parameter used.
             token_mask = torch.zeros_like(token_valid)
-        student = self.student(x, parcel_valid, patch_valid, token_mask)
+        # slice_mask only masks valid tokens: these are the tokens the masked-token loss reads
+        with torch.no_grad():
+            teacher = self.teacher(x, parcel_valid, patch_valid, project_tokens=token_mask)
+        student = self.student(x, parcel_valid, patch_valid, token_mask, project_tokens=token_mask)
 
         def by_view(t):
             return t.reshape(n_views, batch_size, *t.shape[1:])
 
         cls_terms = self.cls_loss(by_view(student["cls"]), by_view(teacher["cls"]))
-        mtm = masked_token_loss(student["tokens"], teacher["tokens"], token_mask, token_valid)
+        mtm = masked_token_loss(student["tokens"], teacher["tokens"])
         ttr = temporal_regularizer_loss(by_view(student["networks"]), by_view(teacher["networks"]),
                                         by_view(teacher["network_valid"]))
         total = cls_terms["loss"] + float(weights.get("mtm", 0.0)) * mtm + float(weights.get("ttr", 0.0)) * ttr

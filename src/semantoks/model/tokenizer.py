@@ -86,7 +86,7 @@ class NetworkTokenizer(nn.Module):
         """Per-network parameters zero-padded to max_size parcels and stacked over networks.
 
         Returns the depthwise kernels [N*M, L, Kmax] (centred, zero-padded to the longest), short conv
-        taps [N, M, ks*S], short bias [N, S], pointwise [N, M*L, C] and pointwise bias [N, C]
+        taps [N, ks*M, S], short bias [N, S], pointwise [N, M*L, C] and pointwise bias [N, C]
         (M = max_size, L = number of long kernels).
         """
         longest = max(self.long_kernels)
@@ -96,7 +96,7 @@ class NetworkTokenizer(nn.Module):
             kernels = [F.pad(conv.weight[:, 0], ((longest - k) // 2, (longest - k) // 2))
                        for conv, k in zip(network.depthwise, self.long_kernels)]
             depthwise.append(F.pad(torch.stack(kernels, dim=1), (0, 0, 0, 0, 0, missing)))  # [M, L, Kmax]
-            short.append(F.pad(network.short.weight, (0, 0, 0, missing)).permute(1, 2, 0).flatten(1, 2))
+            short.append(F.pad(network.short.weight, (0, 0, 0, missing)).permute(2, 1, 0).flatten(0, 1))
             mix = network.pointwise.weight[:, :, 0].unflatten(1, (len(self.long_kernels), size))
             pointwise.append(F.pad(mix, (0, missing)).permute(2, 1, 0).flatten(0, 1))  # [(M, L), C]
         return (torch.stack(depthwise).flatten(0, 1), torch.stack(short),
@@ -111,12 +111,12 @@ class NetworkTokenizer(nn.Module):
         matrix = kernels[:, :, (offset + reach).clamp(0, 2 * reach)] * (offset.abs() <= reach).to(kernels.dtype)
         return matrix.permute(0, 2, 3, 1).flatten(2, 3)  # [S, t_in, (t_out, l)]
 
-    def _tap_sum(self, dtype, device):
-        """[W, W*ks] 0/1 matrix: output t sums tap j of input t + j - ks//2 (zero outside the patch)."""
+    def _windows(self, by_network):
+        """[N, B', W, M] -> [N, B'W, ks*M]: each output time's short-conv inputs (zero outside the patch)."""
         width, kernel = self.patch_len, self.short_kernel
-        t_out, t_in, tap = torch.meshgrid(*(torch.arange(n, device=device) for n in (width, width, kernel)),
-                                          indexing="ij")
-        return (t_in == t_out + tap - kernel // 2).to(dtype).flatten(1, 2)
+        padded = F.pad(by_network, (0, 0, kernel // 2, kernel // 2))
+        windows = torch.cat([padded[:, :, tap:tap + width] for tap in range(kernel)], dim=-1)
+        return windows.reshape(by_network.shape[0], -1, windows.shape[-1])
 
     def network_valid(self, parcel_valid):
         """[B, P] bool -> ([B, N] bool: network has a valid parcel, [B, N] float input rescale)."""
@@ -152,7 +152,7 @@ class NetworkTokenizer(nn.Module):
 
         Depthwise convs: one product of each slot's patches with its W x W convolution matrices (a
         patch is short, so this beats a grouped conv on CPU). Short conv: one product per network
-        over parcels, then a fixed tap-summing matrix. Pointwise conv: one product per network.
+        of its windows (im2col: ks shifted copies of the patch). Pointwise conv: one product per network.
         """
         n_networks, size, width = self.n_networks, self.max_size, self.patch_len
         depthwise, short, short_bias, pointwise, pointwise_bias = self._padded_weights()
@@ -163,10 +163,9 @@ class NetworkTokenizer(nn.Module):
         long = long.reshape(n_networks, size, -1, len(self.long_kernels)).transpose(1, 2)
         long = torch.baddbmm(pointwise_bias[:, None, :].to(dtype), long.reshape(n_networks, -1, long.shape[2:].numel()),
                              pointwise.to(dtype))  # [N, B'W, C]
-        by_network = patches.reshape(n_networks, size, -1).transpose(1, 2).contiguous()  # [N, B'W, M]
-        taps = torch.bmm(by_network, short.to(dtype))  # [N, B'W, (ks, S)]
-        taps = taps.reshape(-1, width * self.short_kernel, short_bias.shape[-1])
-        short_out = torch.matmul(self._tap_sum(dtype, x.device), taps).reshape(n_networks, -1, width, taps.shape[-1])
+        by_network = patches.reshape(n_networks, size, -1, width).permute(0, 2, 3, 1)  # [N, B', W, M]
+        short_out = torch.bmm(self._windows(by_network), short.to(dtype))  # [N, B'W, S]
+        short_out = short_out.reshape(n_networks, -1, width, short_out.shape[-1])
         short_out = F.gelu(short_out + short_bias[:, None, None, :].to(dtype)).mean(dim=2)
         long = F.gelu(long).reshape(n_networks, -1, width, long.shape[-1]).mean(dim=2)
         return torch.cat([short_out, long], dim=-1).transpose(0, 1)

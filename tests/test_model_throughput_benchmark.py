@@ -1,0 +1,17 @@
+"""benchmarks/train_throughput.py runs as a user types it (a tiny batch) and reports the step-cost ratios."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_throughput_benchmark_runs_and_reports_cpu_ratios(repo_root):
+    command = [sys.executable, str(repo_root / "benchmarks" / "train_throughput.py"), "--preset", "tiny",
+               "--batch-size", "2", "--steps", "1", "--warmup", "0", "--threads", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout)
+    assert results["head_hidden"] == 256  # the tiny preset's head, as the trainer builds it
+    assert results["train_step_over_reference_cpu"] > 1.0 and results["encoder_over_reference_cpu"] > 0.0

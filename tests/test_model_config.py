@@ -113,3 +113,14 @@ def test_a_checkpoint_config_of_another_version_is_a_user_error(tmp_path):
         "networks": ["A"], "parcel_networks": ["A"], "preprocessing": {"window": 100, "patch_len": 20}}}, path)
     with pytest.raises(SemantoksError, match=f"{path}: the saved pretraining config does not match this version"):
         load_encoder(path)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_schema_defaults_resolve_to_the_dataclass_defaults(repo_root, preset):
+    # the schema fills defaults into config.yaml's pretrain section; they must not differ from the dataclass's own
+    from semantoks.config import load_config, validate_config
+
+    demo = load_config(repo_root / "config" / "config.yaml")
+    filled = validate_config({"cohorts": demo["cohorts"], "pretrain": {"preset": preset}})["pretrain"]
+    assert len(filled) > 10
+    assert resolve(filled) == resolve({"preset": preset})

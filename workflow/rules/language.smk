@@ -61,6 +61,7 @@ rule align:
     output:
         tokens=f"{LANG}/network_tokens.parquet",
         summary=f"{LANG}/heads/align.json",
+        aligned=ALIGNED_FEATURES,
     params:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,

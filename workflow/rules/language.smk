@@ -39,6 +39,8 @@ rule text_embed:
         code=script_code("language_text_embed.py"),
     log:
         f"{R}/logs/language/text_embed.log",
+    benchmark:
+        f"{R}/benchmarks/language/text_embed.tsv"
     conda:
         "../../envs/language.yaml"
     threads: 1
@@ -97,6 +99,8 @@ rule codes:
         code=script_code("language_codes.py"),
     log:
         f"{R}/logs/language/codes.log",
+    benchmark:
+        f"{R}/benchmarks/language/codes.tsv"
     conda:
         "../../envs/language.yaml"
     threads: 1
@@ -129,6 +133,8 @@ rule language_eval:
         code=script_code("language_evaluate.py"),
     log:
         f"{R}/logs/language/evaluate.log",
+    benchmark:
+        f"{R}/benchmarks/language/evaluate.tsv"
     conda:
         "../../envs/language.yaml"
     threads: 1

@@ -62,6 +62,9 @@ def main():
     print(f"wall {wall:.1f} s, CPU {cpu:.1f} s (Snakemake and its jobs), {sum(jobs.values())} jobs")
     for rule, count in sorted(jobs.items()):
         print(f"  {rule:24s} {count}")
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if logs:
+        print_timeline(logs[-1].read_text(), int(args.cores))
 
     if not args.until:
         print("\njobs rerun per edit (dry run on the finished demo):")
@@ -98,6 +101,40 @@ def job_stats(text):
     table = text.split("Job stats:", 1)[1] if "Job stats:" in text else ""
     rows = re.findall(r"^(\w+)\s+(\d+)$", table.split("\n\n", 1)[0], re.M)
     return {rule: int(count) for rule, count in rows if rule not in ("all", "total")}
+
+
+def job_timeline(text):
+    """[(rule, threads, start, end)] of every job in a Snakemake log, times in seconds (1 s resolution)."""
+    import datetime
+
+    jobs, started, now, rule = {}, {}, None, None
+    for line in text.splitlines():
+        if re.fullmatch(r"\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]", line):
+            now = datetime.datetime.strptime(" ".join(line[1:-1].split()), "%a %b %d %H:%M:%S %Y").timestamp()
+        elif match := re.match(r"(?:local)?rule (\w+):$", line):
+            rule = match.group(1)
+        elif (match := re.match(r"\s+jobid: (\d+)$", line)) and rule:
+            started[match.group(1)] = [rule, 1, now]
+            rule = None
+        elif (match := re.match(r"\s+threads: (\d+)$", line)) and started:
+            started[next(reversed(started))][1] = int(match.group(1))
+        elif (match := re.match(r"Finished jobid: (\d+)", line)) and match.group(1) in started:
+            jobs[match.group(1)] = (*started.pop(match.group(1)), now)
+    return list(jobs.values())
+
+
+def print_timeline(text, cores):
+    """Per-rule span and busiest moment; more threads than cores means Snakemake oversubscribed the machine."""
+    jobs = job_timeline(text)
+    if not jobs:
+        return
+    first = min(start for _, _, start, _ in jobs)
+    print(f"timeline (s from the first job; {len(jobs)} jobs):")
+    for rule in sorted({job[0] for job in jobs}, key=lambda r: min(j[2] for j in jobs if j[0] == r)):
+        mine = [job for job in jobs if job[0] == rule]
+        print(f"  {rule:24s} {min(j[2] for j in mine) - first:6.0f} -> {max(j[3] for j in mine) - first:6.0f}")
+    busiest = max(sum(t for _, t, start, end in jobs if start <= moment < end) for _, _, moment, _ in jobs)
+    print(f"most threads running at once: {busiest} (cores: {cores})")
 
 
 def rerun_count(workdir, options):

@@ -98,3 +98,11 @@ def test_too_few_training_subjects_is_one_line(tmp_path):
     with pytest.raises(SemantoksError, match=r"needs at least 3; add subjects") as error:
         describe_dataset(tmp_path / "data", ATLAS, ["A"], tmp_path / "out", train_subjects=["A/A000", "A/A001"])
     assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
+
+
+def test_gradient_descriptors_are_defined_on_modular_scans(described):
+    # the toy networks barely couple, the case that left the top-decile affinity disconnected (NaN gradients)
+    root, _ = described
+    table = pd.read_parquet(root / "out" / "descriptors.parquet")
+    ranges = table.filter(regex=r"^gradient\.range\.")
+    assert ranges.shape[1] == 3 and np.isfinite(ranges.to_numpy()).all()

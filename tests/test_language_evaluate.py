@@ -32,6 +32,8 @@ def chain(tmp_path_factory):
     embed_texts(out / "descriptors", "hashing", out / "text_embeddings.parquet", out / "text_encoder.json")
     checkpoint = pretrain(tiny_config(steps=2, checkpoint_every=2), root / "data", ATLAS, ["A"], root / "model")
     embed_dataset(checkpoint, root / "data", ATLAS, ["A"], root / "model.parquet", n_crops=2)
+    embed_dataset(None, root / "data", ATLAS, ["A"], root / "random_init.parquet", n_crops=2,
+                  config=tiny_config(), seed=3)
     network_token_features(checkpoint, root / "data", ATLAS, ["A"], out / "network_tokens.parquet", n_crops=2)
     write_feature_set(root / "network_fc.parquet", *connectivity_feature_set(root / "data", ATLAS, "network_fc"))
     phenotypes = pd.DataFrame({"cohort": "A", "subject": [f"A{i:03d}" for i in range(16)],
@@ -42,7 +44,9 @@ def chain(tmp_path_factory):
     stats = codes_stage(out / "network_tokens.parquet", out / "descriptors", out / "codes", k=4)
     results = evaluate_stage(out / "descriptors", out / "text_embeddings.parquet", out / "text_encoder.json",
                              root / "model.parquet", out / "network_tokens.parquet", out / "heads",
-                             out / "eval.json", out / "eval.tsv", baselines={"network_fc": root / "network_fc.parquet"},
+                             out / "eval.json", out / "eval.tsv",
+                             baselines={"network_fc": root / "network_fc.parquet",
+                                        "random_init": root / "random_init.parquet"},
                              codes_parquet=out / "codes" / "codes_4.parquet", phenotypes=phenotypes,
                              zero_shot_phenotypes=["diagnosis"], few_shot_ks=(1, 2), few_shot_draws=3)
     return root, out, record, align, stats, results
@@ -72,15 +76,26 @@ def test_codes_feature_set_and_tables(chain):
 
 def test_evaluation_reports_every_method_beside_chance(chain):
     _, out, _, _, _, results = chain
-    assert set(results["retrieval_scan"]) == {"aligned", "unaligned_ridge", "network_fc_ridge"}
+    assert set(results["retrieval_scan"]) == {"aligned", "unaligned_ridge", "network_fc_ridge", "random_init_ridge"}
     assert set(results["retrieval_network"]) == {"aligned", "unaligned_ridge", "network_fc_ridge"}
     assert results["retrieval_scan"]["aligned"]["chance_top1"] == pytest.approx(1 / 4)
     assert set(results["zero_shot"]) == {"diagnosis", "diagnosis_without_phenotype_sentences"}
     assert "leave-one-cohort-out does not apply" in results["zero_shot_design"]
     assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "network_fc"}
     table = pd.read_csv(out / "eval.tsv", sep="\t")
-    assert {"retrieval", "zero_shot", "few_shot_diagnosis"} <= set(table["analysis"])
+    assert {"retrieval", "zero_shot", "few_shot_diagnosis", "attribute_probes"} <= set(table["analysis"])
     assert json.loads((out / "eval.json").read_text())["split"]["n_test_scans"] == 4
+
+
+def test_attribute_probes_per_family_beside_null_and_majority(chain):
+    _, _, _, _, _, results = chain
+    probes = results["attribute_probes"]
+    assert probes["bands"] == ["lower", "typical", "elevated"] and probes["n_test_scans"] == 4
+    assert probes["n_descriptors"] == sum(s["unaligned"]["n_descriptors"] for s in probes["per_family"].values()) > 0
+    for by_set in probes["per_family"].values():
+        assert set(by_set) == {"unaligned", "aligned", "codes", "network_fc"}
+        for scores in by_set.values():
+            assert 0 <= scores["balanced_accuracy"] <= 1 and 0 <= scores["majority"] <= 1 and scores["null_sd"] >= 0
 
 
 def test_report_section_shows_retrieval_zero_shot_and_few_shot(chain):

@@ -103,3 +103,26 @@ def test_short_scans_and_long_trs_are_named():
     assert "shorter than the 100 s" in measures.spectral_problem(30, 2.0)
     assert "no frequencies above" in measures.spectral_problem(200, 6.0)
     assert measures.spectral_problem(100, 2.0) is None
+
+
+def test_modular_fc_widens_the_affinity_until_the_gradients_are_defined():
+    # three networks of 12 parcels, near-zero coupling between them: each row's top decile stays in its network
+    rng = np.random.default_rng(4)
+    series = np.repeat(rng.standard_normal((300, 3)), 12, axis=1) + 0.8 * rng.standard_normal((300, 36))
+    fc = np.corrcoef(series.T)
+    narrow, _ = measures.diffusion_map(measures.gradient_affinity(fc))
+    assert not np.isfinite(narrow).all()  # the top-decile graph falls apart into the three networks
+    affinity, sparsity = measures.connected_gradient_affinity(fc)
+    gradients, lam = measures.diffusion_map(affinity)
+    assert sparsity < measures.GRADIENT_SPARSITY and np.isfinite(gradients).all() and (lam < 1).all()
+    first = gradients[:, 0]
+    assert np.ptp(first[:12]) < np.ptp(first)  # gradient 1 still orders parcels by network
+
+
+def test_connected_fc_keeps_the_top_decile_affinity():
+    rng = np.random.default_rng(3)
+    series = rng.standard_normal((200, 30)) + rng.standard_normal((200, 2)) @ rng.standard_normal((2, 30)) * 1.5
+    fc = np.corrcoef(series.T)
+    affinity, sparsity = measures.connected_gradient_affinity(fc)
+    assert sparsity == measures.GRADIENT_SPARSITY
+    np.testing.assert_array_equal(affinity, measures.gradient_affinity(fc))

@@ -693,3 +693,25 @@ def test_online_phenotype_scores_find_what_the_features_encode():
     assert null["eval_age_ridge_r"] < 0.5 and null["eval_group_knn_acc"] < 0.8
     assert reidentification_top1(crops) == 1.0
     assert reidentification_top1(torch.cat([crops[:n], crops[n:][rng.permutation(n)]])) < 0.2
+
+
+def _openmp_settings(env):
+    """The settings libgomp reports when a fresh process imports the pretraining code (as the rule script does)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}, **env, "OMP_DISPLAY_ENV": "VERBOSE"}
+    result = subprocess.run([sys.executable, "-c", "import semantoks.model.train"], env=env, capture_output=True,
+                            text=True, timeout=120, check=True)
+    settings = dict(re.findall(r"^\s*(\w+) = '([^']*)'", result.stderr, re.MULTILINE))
+    if "GOMP_SPINCOUNT" not in settings:
+        pytest.skip("torch here does not use GNU OpenMP (libgomp)")
+    return settings
+
+
+def test_openmp_workers_sleep_instead_of_spinning():
+    # spinning workers (libgomp's default 300000 spins after each parallel region) made pretraining 5-10x slower
+    # whenever anything else ran on the cores: the demo's 11-16 scans/s early steps
+    assert _openmp_settings({})["GOMP_SPINCOUNT"] == "0"
+    assert _openmp_settings({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"

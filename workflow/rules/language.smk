@@ -111,13 +111,15 @@ rule codes:
 
 
 rule language_eval:
-    """Text retrieval beside ridge and FC ceilings, zero-shot prompts and few-shot curves on held-out subjects."""
+    """Text retrieval beside ridge, random-init and FC baselines, attribute probes, zero-shot (leave-one-cohort-out) and few-shot."""
     input:
         reference=rules.descriptors.output.reference,
         text_embeddings=rules.text_embed.output.embeddings,
         text_encoder=rules.text_embed.output.encoder,
         features=FEATURES.format(feature_set="model"),
         network_fc=FEATURES.format(feature_set="network_fc"),
+        random_init=FEATURES.format(feature_set="random_init"),
+        descriptors=rules.descriptors.output.descriptors,
         tokens=rules.align.output.tokens,
         heads=rules.align.output.summary,
         codes=rules.codes.output.features,

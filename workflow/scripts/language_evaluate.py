@@ -8,7 +8,8 @@ with rule_script(snakemake):
     settings = snakemake.params.language
     evaluate_stage(Path(snakemake.input.reference).parent, snakemake.input.text_embeddings, snakemake.input.text_encoder,
                    snakemake.input.features, snakemake.input.tokens, Path(snakemake.input.heads).parent,
-                   snakemake.output.json, snakemake.output.tsv, baselines={"network_fc": snakemake.input.network_fc},
+                   snakemake.output.json, snakemake.output.tsv,
+                   baselines={"network_fc": snakemake.input.network_fc, "random_init": snakemake.input.random_init},
                    codes_parquet=snakemake.input.codes,
                    phenotypes=load_phenotypes(snakemake.params.dataset, list(snakemake.params.cohorts)),
                    zero_shot_phenotypes=settings["zero_shot"], few_shot_ks=settings["few_shot_ks"],

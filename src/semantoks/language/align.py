@@ -19,8 +19,8 @@ from semantoks.language.descriptors import read_reference
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
+from semantoks.language.zero_shot import held_out_cohorts, loco_head_names, phenotype_text_vectors
 from semantoks.probes.features import load_embeddings, write_feature_set
-from semantoks.probes.labels import subject_key
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,6 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
     return head.eval(), identity
 
 
-def phenotype_sentence(name, value):
-    """The text of one phenotype value, e.g. 'Diagnosis: patient.'; the zero-shot prompts use the same words."""
-    return f"{name.replace('_', ' ').capitalize()}: {value}."
-
-
 def write_aligned_features(path, head, meta, X, identity):
     """Every scan's scan-head projection as the probes' `model_aligned` feature set (embeddings layout)."""
     write_feature_set(path, meta, head.project(X),
@@ -125,7 +120,9 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
     """Fit the scan head, the network head and (with `zero_shot` phenotypes) the zero-shot scan head.
 
     The zero-shot head's targets add the phenotype sentences of the training subjects only; the
-    held-out subjects' phenotype sentences never enter any alignment text. With `aligned_features`,
+    held-out subjects' phenotype sentences never enter any alignment text. With two or more cohorts,
+    each cohort B also gets a leave-one-cohort-out pair (zero-shot head and control head without
+    phenotype sentences) trained on the other cohorts' training subjects only. With `aligned_features`,
     the scan head (descriptor texts only, no phenotype sentence) projects every scan there.
     """
     out = Path(out_dir)
@@ -139,8 +136,8 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
     base = {"text_encoder": text_record["encoder"], "descriptor_identity": record["identity"]}
     summary = {"train_subjects": len(train), "heads": {}}
 
-    def fit_and_save(name, features, targets, pair_meta, identity):
-        rows = is_train(pair_meta, train)
+    def fit_and_save(name, features, targets, pair_meta, identity, subjects=train):
+        rows = is_train(pair_meta, subjects)
         head, losses = fit_head(features[rows], targets[:, rows], steps=steps, seed=seed)
         save_head(out / f"{name}_head.pt", head, identity)
         summary["heads"][name] = {"n_train_pairs": int(rows.sum()), "loss_first": losses[0], "loss_last": losses[-1],
@@ -159,16 +156,18 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
     fit_and_save("network", features, targets, pair_meta, {**base, **features_id, "level": "network"})
     if zero_shot:
         encoder = encoder_from_record(text_record)
-        keys = set(train)
-        extra = {}
-        for row in phenotypes.itertuples(index=False):
-            key = subject_key(row.cohort, row.subject)
-            sentences = [phenotype_sentence(name, getattr(row, name)) for name in zero_shot
-                         if key in keys and isinstance(getattr(row, name), str)]
-            if sentences:
-                extra[key] = encoder.encode(sentences)
+        extra = phenotype_text_vectors(phenotypes, zero_shot, encoder, train)
+        zero_id = {**base, **features_id, "level": "scan", "phenotypes": list(zero_shot)}
         features, targets, pair_meta = scan_pairs(meta, X, scan_targets, extra)
-        fit_and_save("zero_shot", features, targets, pair_meta,
-                     {**base, **features_id, "level": "scan", "phenotypes": list(zero_shot)})
+        fit_and_save("zero_shot", features, targets, pair_meta, zero_id)
+        plain = scan_pairs(meta, X, scan_targets)
+        summary["loco"] = held_out_cohorts(meta["cohort"])
+        for cohort in summary["loco"]:
+            # B's scans and phenotype sentences never enter the heads that are scored on B
+            others = [key for key in train if key.split("/", 1)[0] != cohort]
+            zero_stem, control_stem = loco_head_names(cohort)
+            fit_and_save(zero_stem, features, targets, pair_meta, {**zero_id, "held_out_cohort": cohort}, others)
+            fit_and_save(control_stem, *plain, {**base, **features_id, "level": "scan", "held_out_cohort": cohort},
+                         others)
     write_json(out / "align.json", summary)
     return summary

@@ -3,11 +3,14 @@
 - retrieval of each held-out scan's (and network's) canonical descriptor text, scan level and network
   level, for the aligned heads beside ridge maps from the unaligned encoder, the random-init encoder and
   FC (the ceiling: descriptors are functions of FC and the series);
-- zero-shot phenotype classification by text prompts (held-out subjects, whose phenotype sentences
-  were never in any alignment text), against a label-shuffle null;
+- zero-shot phenotype classification by text prompts against a label-shuffle null: leave-one-cohort-out
+  with two or more cohorts (each cohort scored by heads trained on the other cohorts), else on the
+  held-out subjects, whose phenotype sentences were never in any alignment text;
+- descriptor-attribute probes (each descriptor's band as a label) on embeddings, codes, aligned projections, FC;
 - few-shot curves (k per class, repeated draws) for aligned vs unaligned vs codes vs network FC.
 """
 
+import json
 import logging
 from pathlib import Path
 
@@ -15,12 +18,14 @@ import numpy as np
 import pandas as pd
 
 from semantoks.atomic import write_json, write_table_tsv
-from semantoks.language.align import load_head, phenotype_sentence
+from semantoks.language.align import load_head
+from semantoks.language.attributes import attribute_probes
 from semantoks.language.descriptors import read_reference
-from semantoks.language.metrics import few_shot, retrieval, ridge_predict, zero_shot
+from semantoks.language.metrics import few_shot, retrieval, ridge_predict
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_text_targets, scan_text_targets
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
+from semantoks.language.zero_shot import loco_zero_shot, prompt_scores, public_scores, scan_labels
 from semantoks.probes.features import load_embeddings
 
 log = logging.getLogger(__name__)
@@ -37,8 +42,11 @@ def _on_keys(meta, X, keys):
 def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, tokens_parquet, heads_dir, out_json,
                    out_tsv, baselines=None, codes_parquet=None, phenotypes=None, zero_shot_phenotypes=(),
                    few_shot_ks=(1, 2, 4, 8, 16), few_shot_draws=20, seed=0):
-    """Write the evaluation JSON and a long TSV (analysis, level, method, metric, value, chance, n)."""
-    record, _ = read_reference(Path(descriptor_dir) / "reference.json")
+    """Write the evaluation JSON and a long TSV (analysis, level, method, metric, value, chance, n).
+
+    `baselines` {name: feature parquet} add `<name>_ridge` retrieval rows (network_fc, random_init).
+    """
+    record, reference = read_reference(Path(descriptor_dir) / "reference.json")
     text_keys, text_embeddings, text_record = read_text_embeddings(text_parquet, text_json)
     heads_dir = Path(heads_dir)
     encoder_id, descriptor_id = text_record["encoder"], record["identity"]
@@ -76,25 +84,30 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
     for method, scores in results["retrieval_network"].items():
         add("retrieval", "network", method, scores)
     aligned = scan_head.project(X)
+    codes = _on_keys(*load_embeddings(codes_parquet), keys) if codes_parquet else None
+    # the continuous, aligned, discrete and FC views, each probed the same way
+    sets = {"aligned": aligned, "unaligned": X, **({"codes": codes} if codes is not None else {}),
+            **({"network_fc": features["network_fc"]} if "network_fc" in features else {})}
+    descriptors_parquet = Path(descriptor_dir) / "descriptors.parquet"
+    z = _on_keys(*_descriptor_table(descriptors_parquet, reference), keys) if descriptors_parquet.is_file() else None
+    if z is not None:
+        results["attribute_probes"] = attribute_probes(z, reference.names, train, sets, seed=seed)
+        for family, by_set in results["attribute_probes"]["per_family"].items():
+            for set_name, scores in by_set.items():
+                rows.append({"analysis": "attribute_probes", "level": family, "method": set_name,
+                             "metric": "balanced_accuracy", "value": scores["balanced_accuracy"],
+                             "chance": scores["null_mean"], "n": int(test.sum())})
     if phenotypes is not None and zero_shot_phenotypes:
-        labels = _scan_labels(meta, phenotypes, zero_shot_phenotypes)
-        results["zero_shot"] = _zero_shot(heads_dir, text_record, encoder_id, descriptor_id, X, test, labels, seed)
-        n_cohorts = meta["cohort"].nunique()
-        results["zero_shot_design"] = (
-            "held-out subjects of the language split; one cohort, so leave-one-cohort-out does not apply"
-            if n_cohorts == 1 else
-            f"held-out subjects of the language split across {n_cohorts} cohorts; leave-one-cohort-out is not "
-            "implemented yet")
+        labels = scan_labels(meta, phenotypes, zero_shot_phenotypes)
+        results.update(_zero_shot_results(heads_dir, text_record, descriptor_id, meta, X, test, labels, seed))
+        for cohort, by_name in results.get("zero_shot_loco", {}).get("per_cohort", {}).items():
+            for name, scores in by_name.items():
+                rows.append({"analysis": "zero_shot_loco", "level": cohort, "method": name,
+                             "metric": "balanced_accuracy", "value": scores["balanced_accuracy"],
+                             "chance": scores["null_mean"], "n": scores["n"]})
         for name, scores in results["zero_shot"].items():
             rows.append({"analysis": "zero_shot", "level": "scan", "method": name, "metric": "balanced_accuracy",
                          "value": scores["balanced_accuracy"], "chance": scores["null_mean"], "n": scores["n"]})
-        sets = {"aligned": aligned, "unaligned": X}
-        if codes_parquet:
-            found = _on_keys(*load_embeddings(codes_parquet), keys)
-            if found is not None:
-                sets["codes"] = found
-        if "network_fc" in features:
-            sets["network_fc"] = features["network_fc"]
         results["few_shot"] = {}
         for name, y in labels.items():
             ok = pd.notna(y)
@@ -143,28 +156,33 @@ def _network_retrieval(tokens_parquet, network_head, text_keys, text_embeddings,
             for method, scores in per_method.items()}
 
 
-def _scan_labels(meta, phenotypes, names):
-    table = phenotypes.set_index(["cohort", "subject"])
-    index = pd.MultiIndex.from_arrays([meta["cohort"], meta["subject"]])
-    return {name: table[name].reindex(index).to_numpy(dtype=object) for name in names if name in table}
+def _descriptor_table(path, reference):
+    """(key meta, z [n_scans, n_descriptors]) of descriptors.parquet, z from the training-subject reference."""
+    table = pd.read_parquet(path)
+    return table[["cohort", "scan_id"]], reference.z(table)
 
 
-def _zero_shot(heads_dir, text_record, encoder_id, descriptor_id, X, test, labels, seed):
-    """Zero-shot head (trained with training subjects' phenotype sentences) vs the plain scan head as control."""
-    path = Path(heads_dir) / "zero_shot_head.pt"
-    if not path.is_file():
-        return {}
-    head, _ = load_head(path, encoder_id, descriptor_id)
-    plain, _ = load_head(Path(heads_dir) / "scan_head.pt", encoder_id, descriptor_id)
+def _zero_shot_results(heads_dir, text_record, descriptor_id, meta, X, test, labels, seed):
+    """`zero_shot` and its design; with leave-one-cohort-out heads also `zero_shot_loco` and the held-out-subject rows."""
+    encoder_id = text_record["encoder"]
     encoder = encoder_from_record(text_record)
-    found = {}
-    for name, y in labels.items():
-        rows = test & pd.notna(y)
-        classes = sorted({str(v) for v in y[rows]})
-        if len(classes) < 2:
-            continue
-        prompts = encoder.encode([phenotype_sentence(name, value) for value in classes])
-        truth = np.array([classes.index(str(v)) for v in y[rows]])
-        found[name] = zero_shot(head.project(X[rows]), prompts, truth, seed=seed)
-        found[f"{name}_without_phenotype_sentences"] = zero_shot(plain.project(X[rows]), prompts, truth, seed=seed)
-    return found
+
+    def load(stem):
+        return load_head(Path(heads_dir) / f"{stem}_head.pt", encoder_id, descriptor_id)[0]
+
+    held_out = {}
+    if (Path(heads_dir) / "zero_shot_head.pt").is_file():
+        # the zero-shot head (training subjects' phenotype sentences) vs the plain scan head as control
+        heads = {"": load("zero_shot"), "_without_phenotype_sentences": load("scan")}
+        for name, y in labels.items():
+            for suffix, scores in prompt_scores(heads, X, test, meta, name, y, encoder, seed).items():
+                held_out[name + suffix] = public_scores(scores)
+    cohorts = json.loads((Path(heads_dir) / "align.json").read_text()).get("loco", [])
+    if not cohorts:
+        return {"zero_shot": held_out, "zero_shot_design": "held-out subjects of the language split; one cohort, so "
+                                                           "leave-one-cohort-out does not apply"}
+    loco = loco_zero_shot(load, meta, X, labels, encoder, cohorts, seed)
+    return {"zero_shot": loco["pooled"], "zero_shot_loco": loco, "zero_shot_held_out_subjects": held_out,
+            "zero_shot_design": f"leave-one-cohort-out over {len(cohorts)} cohorts: each cohort's scans are scored "
+                                "by heads trained on the other cohorts' training subjects only; pooled over cohorts, "
+                                "null shuffled within cohorts"}

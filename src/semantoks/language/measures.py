@@ -8,8 +8,10 @@ import numpy as np
 from scipy.linalg import eigh
 from scipy.signal import welch
 from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components
 
 GRADIENT_SPARSITY = 0.9  # keep the top 10 % of each FC row before the cosine affinity
+GRADIENT_WIDENING = (0.8, 0.7, 0.6, 0.5, 0.0)  # sparsities tried in turn while the affinity graph is disconnected
 GRAPH_DENSITY = 0.1  # proportional threshold of the |r| graph
 N_GRADIENTS = 3
 LOW_BAND = (0.01, 0.1)
@@ -34,16 +36,32 @@ def network_fc(z, usable, member):
     return np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
 
 
-def gradient_affinity(fc):
-    """Cosine affinity of FC rows after keeping each row's top 10 % (negatives zeroed); [P, P] >= 0."""
+def gradient_affinity(fc, sparsity=GRADIENT_SPARSITY):
+    """Cosine affinity of FC rows after keeping each row's top 1 - `sparsity` (negatives zeroed); [P, P] >= 0."""
     fc = np.array(fc, dtype=np.float64)
     np.fill_diagonal(fc, 0.0)
-    k = int(np.floor(GRADIENT_SPARSITY * (fc.shape[1] - 1)))
+    k = int(np.floor(sparsity * (fc.shape[1] - 1)))
     cut = np.partition(fc, k, axis=1)[:, k]  # the per-row 90th percentile ("lower" interpolation)
     sparse = np.where((fc >= cut[:, None]) & (fc > 0), fc, 0.0)
     norm = np.linalg.norm(sparse, axis=1)
     unit = np.divide(sparse, norm[:, None], out=np.zeros_like(sparse), where=norm[:, None] > 0)
     return np.clip(unit @ unit.T, 0.0, None)
+
+
+def connected_gradient_affinity(fc):
+    """`gradient_affinity` at the first sparsity (10 %, then 20 %, ... all) whose graph is connected, and that sparsity.
+
+    Strongly modular FC keeps every row's top decile inside its own network, the graph falls apart into
+    components, and a diffusion map of a disconnected graph has repeated eigenvalues of 1 (no finite
+    gradient). Widening the rows until the graph connects keeps the map defined; connected FC is unchanged.
+    """
+    for sparsity in (GRADIENT_SPARSITY, *GRADIENT_WIDENING):
+        affinity = gradient_affinity(fc, sparsity)
+        linked = affinity.sum(axis=1) > 0
+        n_parts = connected_components(csr_array(affinity[np.ix_(linked, linked)]), directed=False)[0]
+        if n_parts <= 1:
+            return affinity, sparsity
+    return affinity, sparsity
 
 
 def diffusion_map(affinity, n_components=N_GRADIENTS, alpha=0.5):
@@ -67,7 +85,8 @@ def diffusion_map(affinity, n_components=N_GRADIENTS, alpha=0.5):
     values, vectors = eigh(symmetric, subset_by_index=[n - n_components - 1, n - 1])
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
-    psi = vectors[:, 1:] / vectors[:, [0]]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a disconnected graph's first vector has zeros
+        psi = vectors[:, 1:] / vectors[:, [0]]
     lam = values[1:]
     # an eigenvalue of 1 means a disconnected affinity graph: that component has no finite scale
     scale = np.divide(lam, 1.0 - lam, out=np.full_like(lam, np.nan), where=lam < 1.0 - 1e-12)

@@ -32,15 +32,40 @@ def ridge_predict(X_train, Y_train, X_test):
     return model.fit(X_train, Y_train).predict(X_test)
 
 
-def zero_shot(predicted, prompts, labels, n_permutations=200, seed=0):
+def nearest_prompt(predicted, prompts):
+    """Index of the prompt nearest (by cosine) each predicted vector."""
+    return np.argmax(unit_rows(predicted) @ unit_rows(prompts).T, axis=1)
+
+
+def zero_shot(predicted, prompts, labels, n_permutations=200, seed=0, subjects=None, strata=None):
     """Class = the prompt nearest each predicted vector; balanced accuracy and its label-shuffle null."""
-    choice = np.argmax(unit_rows(predicted) @ unit_rows(prompts).T, axis=1)
+    return shuffle_null_score(nearest_prompt(predicted, prompts), labels, n_permutations, seed, subjects, strata)
+
+
+def shuffle_null_score(choice, labels, n_permutations=200, seed=0, subjects=None, strata=None):
+    """Balanced accuracy of fixed predictions and its null with the labels shuffled.
+
+    With `subjects`, whole subjects' labels are permuted (their scans keep one label); with `strata`
+    (e.g. cohorts), only within each stratum, so a pooled null keeps every cohort's class balance.
+    """
     labels = np.asarray(labels)
     score = balanced_accuracy_score(labels, choice)
+    subjects = np.arange(len(labels)) if subjects is None else np.asarray(subjects)
+    strata = np.zeros(len(labels), dtype=int) if strata is None else np.asarray(strata)
+    units, first, inverse = np.unique(subjects, return_index=True, return_inverse=True)
+    unit_labels, unit_strata = labels[first], strata[first]
     rng = np.random.default_rng(seed)
-    null = np.array([balanced_accuracy_score(rng.permutation(labels), choice) for _ in range(n_permutations)])
+    null = np.empty(n_permutations)
+    for i in range(n_permutations):
+        shuffled = unit_labels.copy()
+        for stratum in np.unique(unit_strata):
+            rows = np.flatnonzero(unit_strata == stratum)
+            shuffled[rows] = unit_labels[rng.permutation(rows)]
+        null[i] = balanced_accuracy_score(shuffled[inverse], choice)
     return {"balanced_accuracy": float(score), "null_mean": float(null.mean()), "null_sd": float(null.std()),
-            "p_value": float((1 + (null >= score).sum()) / (1 + n_permutations)), "n": int(len(labels))}
+            "null_p95": float(np.quantile(null, 0.95)),
+            "p_value": float((1 + (null >= score).sum()) / (1 + n_permutations)), "n": int(len(labels)),
+            "n_subjects": int(len(units))}
 
 
 def few_shot(X_train, y_train, X_test, y_test, ks=(1, 2, 4, 8, 16), draws=20, seed=0):

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -61,6 +62,10 @@ def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_d
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else out_dir / STATE_NAME
     context = distributed.init_distributed(config.device)
+    if context.is_main and context.device.type == "cpu":
+        # spinning OpenMP workers on shared cores made steps 5-10x slower once: say what this run got
+        log.info("training on CPU with %d torch threads, OMP_WAIT_POLICY %s", torch.get_num_threads(),
+                 os.environ.get("OMP_WAIT_POLICY", "unset"))
     try:
         identity = data_identity(read_atlas_metadata(dataset_root, atlas_id), config.data.identity(), cohorts,
                                  source=dataset_root)

@@ -11,8 +11,15 @@ from semantoks.errors import SemantoksError
 from semantoks.probes import probe_phenotype, run_probes
 from semantoks.probes.estimators import SplitBasis
 from semantoks.probes.features import align_feature_sets
-from semantoks.probes.fusion import PROBE_FEATURE_SETS, add_fused_sets, feature_files, probed_feature_sets
+from semantoks.probes.fusion import (
+    PROBE_FEATURE_SETS,
+    add_fused_sets,
+    feature_files,
+    language_feature_sets,
+    probed_feature_sets,
+)
 from semantoks.probes.paired import PAIRED_COLUMNS, comparison_pairs, corrected_paired_t, paired_comparisons
+from semantoks.probes.summary import read_probe_records, summarise
 
 
 def test_corrected_t_matches_the_hand_computed_nadeau_bengio_value():
@@ -145,3 +152,46 @@ def test_the_documented_fused_set_config_validates_and_probes_the_fused_set(repo
     names = config["probe"]["feature_sets"]
     assert "model+network_fc" in probed_feature_sets(names, pretrain_enabled=True)
     assert feature_files(names) == ["model", "random_init", "fc", "network_fc"]
+
+
+def test_language_feature_sets_are_the_aligned_projections_and_the_codes_of_k():
+    assert language_feature_sets({"enabled": False, "codes_k": 32}) == []
+    assert language_feature_sets({"enabled": True, "codes_k": 32}) == ["model_aligned", "codes_32"]
+
+
+def test_language_sets_probed_beside_the_main_record_share_its_splits_and_its_baselines(tmp_path):
+    feature_sets, phenotypes = _two_block_cohort()
+    meta, model = feature_sets["model"]
+    rng = np.random.default_rng(1)
+    # an informative linear image of the model features, and a noise set standing in for the codes
+    language = {"model_aligned": (meta.iloc[::-1], (model @ rng.normal(size=(16, 40)))[::-1]),
+                "codes_8": (meta, rng.normal(size=(60, 8)))}
+    spec, settings = {"type": "continuous", "source": "level"}, dict(n_repeats=6, n_permutations=5)
+    main = probe_phenotype(feature_sets, phenotypes, "level", spec, out_json=tmp_path / "level.json", **settings)
+    beside = probe_phenotype(language, phenotypes, "level", spec, out_json=tmp_path / "language.json",
+                             reference=main, **settings)
+    assert beside["splits"] == main["splits"]
+    pairs = {(r["a"], r["b"]) for r in beside["paired"]}
+    assert pairs == {("model_aligned", "model"), ("model_aligned", "network_fc"), ("codes_8", "model"),
+                     ("codes_8", "network_fc")}
+    rows = {(r["a"], r["b"], r["metric"]): r for r in beside["paired"]}
+    assert rows[("model_aligned", "network_fc", "r2")]["p_corrected"] < 0.01
+    assert rows[("codes_8", "model", "r2")]["mean_diff"] < -0.3
+    # the merged summary and paired tables carry both jobs' sets, the language rows once
+    paths = [tmp_path / "level.json", tmp_path / "language.json"]
+    assert list(read_probe_records(paths)[0]["feature_sets"]) == ["model", "network_fc", "model_aligned", "codes_8"]
+    summary = summarise(paths, tmp_path / "summary.tsv", tmp_path / "paired.tsv")
+    assert set(summary["feature_set"]) == {"model", "network_fc", "model_aligned", "codes_8"}
+    table = pd.read_csv(tmp_path / "paired.tsv", sep="\t", na_values=["n/a"])
+    assert len(table) == 3 * (1 + len(pairs))
+
+
+def test_language_sets_on_other_subjects_than_the_main_record_are_one_line(tmp_path):
+    feature_sets, phenotypes = _two_block_cohort()
+    spec = {"type": "continuous", "source": "level"}
+    main = probe_phenotype(feature_sets, phenotypes, "level", spec, n_repeats=3, n_permutations=2)
+    meta, model = feature_sets["model"]
+    with pytest.raises(SemantoksError, match="splits differ") as error:
+        probe_phenotype({"codes_8": (meta.iloc[5:], model[5:])}, phenotypes, "level", spec, n_repeats=3,
+                        n_permutations=2, reference=main)
+    assert "\n" not in str(error.value)

@@ -185,3 +185,26 @@ def test_report_says_when_no_paired_difference_is_significant(report_inputs):
         paths.append(path)
     page = build_report(**{**report_inputs, "phenotype_jsons": paths}).read_text()
     assert "No difference between feature sets is significant at p &lt; 0.05." in page
+
+
+def test_report_shows_language_sets_probed_beside_the_main_records_as_one_phenotype(report_inputs, tmp_path):
+    from semantoks.probes import expand_phenotype_specs, probe_phenotype, summarise
+
+    rng = np.random.default_rng(2)
+    main_json = report_inputs["summary_tsv"].parent / "group.json"
+    main = json.loads(main_json.read_text())
+    subjects = [f"{i:02d}" for i in range(40)]
+    meta = pd.DataFrame({"cohort": "demo", "scan_id": [f"sub-{s}" for s in subjects], "subject": subjects})
+    # the probe_outputs fixture's labels (its first draw), so both records split the same subjects alike
+    signal = np.random.default_rng(0).normal(size=40)
+    phenotypes = pd.DataFrame({"subject": subjects, "group": np.where(signal > 0, "a", "b")})
+    spec = expand_phenotype_specs({"group": {"type": "binary"}})["group"]
+    beside = tmp_path / "language" / "group.json"
+    probe_phenotype({"model_aligned": (meta, rng.normal(size=(40, 6)))}, phenotypes, "group", spec,
+                    **{k: main["settings"][k] for k in ("n_repeats", "n_permutations", "seed")},
+                    out_json=beside, reference=main)
+    jsons = [*report_inputs["phenotype_jsons"], beside]
+    summarise(jsons, tmp_path / "summary.tsv")
+    page = build_report(**{**report_inputs, "summary_tsv": tmp_path / "summary.tsv", "phenotype_jsons": jsons}).read_text()
+    assert "2 of 3 phenotypes probed with 3 feature sets (fc, model_aligned, noise)" in page
+    assert "<td>model_aligned</td>" in page and "model_aligned vs fc" in page

@@ -125,6 +125,34 @@ def test_language_stages_end_with_evaluation_codes_and_report_section(demo_run):
 
 
 @pytest.mark.slow
+def test_language_feature_sets_are_probed_on_the_main_splits_and_reach_the_summary(demo_run):
+    summary = pd.read_csv(demo_run / "probes" / "summary.tsv", sep="\t", na_values=["n/a"])
+    assert {"model_aligned", "codes_8"} <= set(summary["feature_set"])
+    main = json.loads((demo_run / "probes" / "diagnosis.json").read_text())
+    language = json.loads((demo_run / "probes" / "language" / "diagnosis.json").read_text())
+    assert language["splits"] == main["splits"] and list(language["feature_sets"]) == ["model_aligned", "codes_8"]
+    paired = pd.read_csv(demo_run / "probes" / "paired.tsv", sep="\t", na_values=["n/a"])
+    assert {("model_aligned", "model"), ("codes_8", "network_fc")} <= set(zip(paired["a"], paired["b"]))
+    assert "model_aligned" in (demo_run / "report" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_language_edit_reruns_the_language_probes_but_no_other_probe(demo_run, repo_root, templateflow_home):
+    config_file = demo_run.parent / "config.yaml"
+    original = config_file.read_text()
+    config = yaml.safe_load(original)
+    config["language"]["align_steps"] += 1
+    config_file.write_text(yaml.safe_dump(config))
+    try:
+        jobs = run_snakemake(demo_run.parent, repo_root, templateflow_home, "-n").stdout
+    finally:
+        config_file.write_text(original)
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
+    assert counts.get("probe_language") == "3" and counts.get("align") == "1"
+    assert "probe_phenotype" not in counts and "embed" not in counts
+
+
+@pytest.mark.slow
 def test_report_is_written_and_a_finished_workflow_has_nothing_to_do(demo_run, repo_root, templateflow_home):
     html = (demo_run / "report" / "report.html").read_text()
     assert "diagnosis" in html and "data:image/png;base64" in html

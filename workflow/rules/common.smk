@@ -12,7 +12,7 @@ from semantoks.bids_names import xcpd_paths
 from semantoks.cohorts.roi_import import find_roi_scans
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
-from semantoks.probes.fusion import feature_files, probed_feature_sets
+from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language_feature_sets, probed_feature_sets
 from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
@@ -74,6 +74,10 @@ CHECKPOINT = f"{MODEL_DIR}/checkpoint.pt"
 FEATURES = f"{R}/features/{{feature_set}}.parquet"
 LANGUAGE = config["language"]
 LANG = f"{R}/language"
+# the language sets are probed in their own job per phenotype, so a language.* edit reruns no other probe
+ALIGNED_FEATURES = FEATURES.format(feature_set=ALIGNED_FEATURE_SET)
+CODES_FEATURES = f"{LANG}/codes/codes_{LANGUAGE['codes_k']}.parquet"
+LANGUAGE_FEATURE_FILES = dict(zip(language_feature_sets(LANGUAGE), (ALIGNED_FEATURES, CODES_FEATURES)))
 
 
 def script_code(name):
@@ -172,6 +176,25 @@ def dataset_root(wildcards, input):
     """The dataset root, derived from a partition input so jobs need no hard-coded prefix."""
     partition = input.partitions[0] if "partitions" in input.keys() else input.partition
     return str(Path(partition).parents[3])
+
+
+def phenotype_types(wildcards):
+    """The declared type of every phenotype column of the probed cohorts (a probe param)."""
+    return canonical(
+        {
+            column: kind
+            for cohort in PROBE_COHORTS
+            for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
+        }
+    )
+
+
+def probe_records():
+    """Every per-phenotype probe record: the main ones, then the language sets' (merged per phenotype)."""
+    records = expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES)
+    if LANGUAGE_FEATURE_FILES:
+        records += expand(f"{R}/probes/language/{{phenotype}}.json", phenotype=PHENOTYPES)
+    return records
 
 
 def feature_inputs(wildcards):

@@ -39,6 +39,8 @@ rule text_embed:
         code=script_code("language_text_embed.py"),
     log:
         f"{R}/logs/language/text_embed.log",
+    benchmark:
+        f"{R}/benchmarks/language/text_embed.tsv"
     conda:
         "../../envs/language.yaml"
     threads: 1
@@ -61,6 +63,7 @@ rule align:
     output:
         tokens=f"{LANG}/network_tokens.parquet",
         summary=f"{LANG}/heads/align.json",
+        aligned=ALIGNED_FEATURES,
     params:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
@@ -96,6 +99,8 @@ rule codes:
         code=script_code("language_codes.py"),
     log:
         f"{R}/logs/language/codes.log",
+    benchmark:
+        f"{R}/benchmarks/language/codes.tsv"
     conda:
         "../../envs/language.yaml"
     threads: 1
@@ -130,6 +135,8 @@ rule language_eval:
         code=script_code("language_evaluate.py"),
     log:
         f"{R}/logs/language/evaluate.log",
+    benchmark:
+        f"{R}/benchmarks/language/evaluate.tsv"
     conda:
         "../../envs/language.yaml"
     threads: 1

@@ -16,13 +16,7 @@ rule probe_phenotype:
         feature_files=FEATURE_FILES,
         dataset=dataset_root,
         cohorts=PROBE_COHORTS,
-        types=lambda wildcards: canonical(
-            {
-                column: kind
-                for cohort in PROBE_COHORTS
-                for column, kind in config["cohorts"][cohort]["phenotypes"]["columns"].items()
-            }
-        ),
+        types=phenotype_types,
         code=script_code("probe_phenotype.py"),
     log:
         f"{R}/logs/probe/{{phenotype}}.log",
@@ -37,10 +31,40 @@ rule probe_phenotype:
         "../scripts/probe_phenotype.py"
 
 
+rule probe_language:
+    """The language sets (model_aligned, codes_K) probed on the main probe's splits, paired with its baselines."""
+    input:
+        features=list(LANGUAGE_FEATURE_FILES.values()),
+        reference=f"{R}/probes/{{phenotype}}.json",
+        phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PROBE_COHORTS],
+        partitions=[PARTITION.format(cohort=c) for c in PROBE_COHORTS],
+    output:
+        f"{R}/probes/language/{{phenotype}}.json",
+    params:
+        probe=canonical(config["probe"]),
+        feature_sets=list(LANGUAGE_FEATURE_FILES),
+        feature_files=list(LANGUAGE_FEATURE_FILES),
+        dataset=dataset_root,
+        cohorts=PROBE_COHORTS,
+        types=phenotype_types,
+        code=script_code("probe_phenotype.py"),
+    log:
+        f"{R}/logs/probe/language_{{phenotype}}.log",
+    benchmark:
+        f"{R}/benchmarks/probe/language_{{phenotype}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/probe_phenotype.py"
+
+
 rule probe_summary:
     """One table of every probe (feature set x phenotype x metric, shuffled-label controls), one of paired tests."""
     input:
-        expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES),
+        probe_records(),
     output:
         summary=report(f"{R}/probes/summary.tsv", caption="../report/probe_summary.rst", category="Probes"),
         paired=f"{R}/probes/paired.tsv",

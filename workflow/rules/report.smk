@@ -10,7 +10,7 @@ rule report:
     """The HTML report: probe bars, pretraining curves, QC histograms, an example connectome."""
     input:
         summary=f"{R}/probes/summary.tsv",
-        probes=expand(f"{R}/probes/{{phenotype}}.json", phenotype=PHENOTYPES),
+        probes=probe_records(),
         manifests=[MANIFEST.format(cohort=c) for c in COHORTS],
         partition=PARTITION.format(cohort=PROBE_COHORTS[0]),
         labels=ATLAS_LABELS,

@@ -13,4 +13,5 @@ with rule_script(snakemake):
     phenotypes = load_phenotypes(snakemake.params.dataset, cohorts) if settings["zero_shot"] else None
     align_stage(Path(snakemake.input.reference).parent, snakemake.input.text_embeddings, snakemake.input.text_encoder,
                 snakemake.input.features, snakemake.output.tokens, Path(snakemake.output.summary).parent, phenotypes,
-                settings["zero_shot"], steps=settings["align_steps"], seed=settings["seed"])
+                settings["zero_shot"], steps=settings["align_steps"], seed=settings["seed"],
+                aligned_features=snakemake.output.aligned)

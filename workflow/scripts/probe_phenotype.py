@@ -1,5 +1,6 @@
 from semantoks.probes import expand_phenotype_specs, probe_phenotype
 from semantoks.probes.load import load_feature_sets, load_phenotypes
+from semantoks.probes.summary import read_probe_record
 from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake):
@@ -20,4 +21,6 @@ with rule_script(snakemake):
         out_json=snakemake.output[0],
         n_threads=snakemake.threads,
         probed=list(snakemake.params.feature_sets),
+        # probe_language: the main record of this phenotype, for paired tests on its splits
+        reference=read_probe_record(snakemake.input.reference) if "reference" in snakemake.input.keys() else None,
     )

@@ -20,7 +20,7 @@ from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
 from semantoks.language.zero_shot import held_out_cohorts, loco_head_names, phenotype_text_vectors
-from semantoks.probes.features import load_embeddings
+from semantoks.probes.features import load_embeddings, write_feature_set
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,21 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
     return head.eval(), identity
 
 
+def write_aligned_features(path, head, meta, X, identity):
+    """Every scan's scan-head projection as the probes' `model_aligned` feature set (embeddings layout)."""
+    write_feature_set(path, meta, head.project(X),
+                      {"feature": "scan head projection of the model features into the text space", **identity})
+
+
 def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, tokens_parquet, out_dir,
-                phenotypes=None, zero_shot=(), steps=300, seed=0):
+                phenotypes=None, zero_shot=(), steps=300, seed=0, aligned_features=None):
     """Fit the scan head, the network head and (with `zero_shot` phenotypes) the zero-shot scan head.
 
     The zero-shot head's targets add the phenotype sentences of the training subjects only; the
     held-out subjects' phenotype sentences never enter any alignment text. With two or more cohorts,
     each cohort B also gets a leave-one-cohort-out pair (zero-shot head and control head without
-    phenotype sentences) trained on the other cohorts' training subjects only.
+    phenotype sentences) trained on the other cohorts' training subjects only. With `aligned_features`,
+    the scan head (descriptor texts only, no phenotype sentence) projects every scan there.
     """
     out = Path(out_dir)
     record, _ = read_reference(Path(descriptor_dir) / "reference.json")
@@ -136,11 +143,14 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
         summary["heads"][name] = {"n_train_pairs": int(rows.sum()), "loss_first": losses[0], "loss_last": losses[-1],
                                   "temperature": float(head.log_scale.detach().exp()), "bias": float(head.bias.detach())}
         log.info("%s head: %d training pairs, loss %.3f -> %.3f", name, rows.sum(), losses[0], losses[-1])
+        return head
 
     scan_targets = scan_text_targets(text_keys, text_embeddings)
     features, targets, pair_meta = scan_pairs(meta, X, scan_targets)
     features_id = {"features": "scan: cls + mean tokens", "checkpoint_sha256": token_record["checkpoint_sha256"]}
-    fit_and_save("scan", features, targets, pair_meta, {**base, **features_id, "level": "scan"})
+    scan_head = fit_and_save("scan", features, targets, pair_meta, {**base, **features_id, "level": "scan"})
+    if aligned_features is not None:
+        write_aligned_features(aligned_features, scan_head, meta, X, {**base, **features_id, "head": "scan"})
     network_targets = network_text_targets(text_keys, text_embeddings)
     features, targets, pair_meta = network_pairs(token_meta, tokens, token_record["networks"], network_targets)
     fit_and_save("network", features, targets, pair_meta, {**base, **features_id, "level": "network"})

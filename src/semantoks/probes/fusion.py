@@ -15,6 +15,8 @@ MODEL_FEATURE_SETS = ("model", "random_init")
 FILE_FEATURE_SETS = MODEL_FEATURE_SETS + CONNECTIVITY_KINDS
 FUSED_FEATURE_SETS = {"model+network_fc": ("model", "network_fc")}
 PROBE_FEATURE_SETS = FILE_FEATURE_SETS + tuple(FUSED_FEATURE_SETS)
+# the language stages' feature sets (docs/language.md), probed in their own job beside the others
+ALIGNED_FEATURE_SET = "model_aligned"
 
 
 def components(name):
@@ -31,6 +33,13 @@ def probed_feature_sets(names, pretrain_enabled=True):
     if pretrain_enabled:
         return list(names)
     return [name for name in names if not set(components(name)) & set(MODEL_FEATURE_SETS)]
+
+
+def language_feature_sets(language):
+    """With `language.enabled`: the scan head's projections and the per-scan codes (`codes_<K>`), else none."""
+    if not language.get("enabled"):
+        return []
+    return [ALIGNED_FEATURE_SET, f"codes_{language['codes_k']}"]
 
 
 def feature_files(names):

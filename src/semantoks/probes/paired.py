@@ -14,7 +14,11 @@ subjects, the unit the splits resample.
 import numpy as np
 from scipy import stats
 
+from semantoks.errors import SemantoksError
+
 BASELINES = ("random_init", "fc", "network_fc")
+# sets probed beside an earlier record (the language sets) are also compared with the unaligned model
+REFERENCE_BASELINES = ("model",) + BASELINES
 PAIRED_COLUMNS = [
     "phenotype",
     "metric",
@@ -100,6 +104,22 @@ def paired_comparisons(record, baselines=BASELINES):
                 }
             )
     return rows
+
+
+def paired_with_reference(record, reference, baselines=REFERENCE_BASELINES):
+    """Rows for `record`'s feature sets against the baselines probed in `reference`, the same phenotype's
+    record on the same splits (the language sets are probed in their own job; see docs/probes.md)."""
+    if record.get("status") != "ok" or reference.get("status") != "ok":
+        return []
+    if record["splits"] != reference["splits"]:
+        raise SemantoksError(
+            f"probe of {record['phenotype']}: the feature sets {', '.join(record['feature_sets'])} kept other subjects "
+            "than its main probe, so their splits differ; rerun both with `snakemake --cores 2 --forcerun probe_phenotype`."
+        )
+    own = record["feature_sets"]
+    merged = {**own, **{name: result for name, result in reference["feature_sets"].items() if name not in own}}
+    rows = paired_comparisons({**record, "feature_sets": merged}, baselines)
+    return [row for row in rows if row["a"] in own]
 
 
 def _as_float(values):

@@ -27,7 +27,7 @@ from semantoks.probes.metrics import (
     classification_metrics,
     regression_metrics,
 )
-from semantoks.probes.paired import paired_comparisons
+from semantoks.probes.paired import paired_comparisons, paired_with_reference
 from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
 
@@ -51,13 +51,16 @@ def probe_phenotype(
     out_json=None,
     n_threads=1,
     probed=None,
+    reference=None,
 ):
     """Probe one phenotype (a resolved spec from `expand_phenotype_specs`) with every feature set.
 
     `feature_sets` holds file-level sets; `probed` names the sets to probe, fused ones (`model+network_fc`)
     included (default: every given set). Returns the per-phenotype record, with paired comparisons
     against the baselines, and writes it to `out_json` when given. `n_threads` caps BLAS threads: the
-    matrices are small, and multithreaded BLAS on busy cores runs many times slower.
+    matrices are small, and multithreaded BLAS on busy cores runs many times slower. With `reference`
+    (the record of the same phenotype probed on other sets, same settings), the paired tests compare
+    these sets with the reference's model and baselines on the same splits instead of with each other.
     """
     if not feature_sets:
         raise SemantoksError("config.yaml: probe.feature_sets is empty; name at least one feature set to probe.")
@@ -91,7 +94,7 @@ def probe_phenotype(
         with threadpool_limits(limits=n_threads, user_api="blas"):
             record.update(_probe(aligned, blocks, labels, record["settings"]))
         record.update(status="ok", reason="")
-        record["paired"] = paired_comparisons(record)
+        record["paired"] = paired_comparisons(record) if reference is None else paired_with_reference(record, reference)
     else:
         record.update(status="skipped", reason=reason, n_scans=0, splits=[], feature_sets={n: {} for n in aligned})
         record["paired"] = []

@@ -60,10 +60,33 @@ def read_probe_record(path):
         raise SemantoksError(f"{path}: cannot be read as a probe result ({error}); re-run the probe for it.") from None
 
 
+def merge_records(records):
+    """One record per phenotype: a later record of the same phenotype (the language sets, probed beside
+    the main record on its splits) adds its feature sets, dropped-scan counts and paired rows to the first."""
+    merged = {}
+    for record in records:
+        first = merged.get(record["phenotype"])
+        if first is None:
+            merged[record["phenotype"]] = {**record, "feature_sets": dict(record["feature_sets"]),
+                                           "dropped_scans": dict(record.get("dropped_scans", {})),
+                                           "paired": list(record.get("paired", []))}
+            continue
+        first["feature_sets"].update(record["feature_sets"])
+        first["dropped_scans"].update(record.get("dropped_scans", {}))
+        first["paired"] += record.get("paired", [])
+    return list(merged.values())
+
+
+def read_probe_records(json_paths):
+    """The per-phenotype records of `json_paths`, merged per phenotype (`merge_records`)."""
+    return merge_records([read_probe_record(path) for path in json_paths])
+
+
 def summarise(json_paths, out_tsv=None, paired_tsv=None):
     """Collect per-phenotype JSONs into the summary table (returned; written to `out_tsv` when given)
-    and the paired-comparison table (written to `paired_tsv` when given)."""
-    records = [read_probe_record(path) for path in json_paths]
+    and the paired-comparison table (written to `paired_tsv` when given); records of one phenotype
+    from several JSONs are merged (`merge_records`)."""
+    records = read_probe_records(json_paths)
     table = pd.DataFrame([row for record in records for row in summary_rows(record)], columns=SUMMARY_COLUMNS)
     if out_tsv is not None:
         write_table_tsv(out_tsv, table)

@@ -18,7 +18,7 @@ from semantoks.dataset import iter_scans
 from semantoks.errors import SemantoksError
 from semantoks.health_verdict import HEALTH_KEYS, INDISTINGUISHABLE, verdict
 from semantoks.probes.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
-from semantoks.probes.summary import read_probe_record
+from semantoks.probes.summary import read_probe_records
 from semantoks.report import figures
 from semantoks.report.language import language_section
 
@@ -39,7 +39,7 @@ def build_report(
     if figures_dir is not None:
         Path(figures_dir).mkdir(parents=True, exist_ok=True)
     summary = pd.read_csv(summary_tsv, sep="\t", na_values=["n/a"], keep_default_na=False)
-    records = [read_probe_record(path) for path in phenotype_jsons]
+    records = read_probe_records(phenotype_jsons)
     fields = {
         "title": html.escape(title or "semantoks: phenotype probes of a network-token brain foundation model"),
         "run_line": html.escape(_run_line(config_hash)),

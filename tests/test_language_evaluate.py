@@ -105,3 +105,31 @@ def test_report_section_shows_retrieval_zero_shot_and_few_shot(chain):
     section = language_section(out / "eval.json")
     assert "Text retrieval, scan level" in section and "Zero-shot" in section and "Few-shot diagnosis" in section
     assert "ceiling" in section and language_section(None) == ""
+
+
+def test_report_section_says_plainly_where_retrieval_is_at_chance_and_shows_attributes(chain):
+    from semantoks.report.language import language_section, retrieval_verdict
+
+    _, out, *_ = chain
+    section = language_section(out / "eval.json")
+    assert "Descriptor-attribute probes" in section and "majority" in section
+    assert "the aligned head retrieves held-out texts" in section
+    chance = {"mrr": 0.17, "chance_mrr": 0.17, "top1": 0.05, "chance_top1": 0.05}
+    ceiling = {"mrr": 0.6, "chance_mrr": 0.17, "top1": 0.4, "chance_top1": 0.05}
+    assert " at chance (MRR 0.170 vs 0.170); the network-FC ridge ceiling reaches 0.600" in retrieval_verdict(
+        "scan", {"aligned": chance, "network_fc_ridge": ceiling})
+    assert " above chance" in retrieval_verdict("network", {"aligned": ceiling})
+
+
+def test_report_section_lists_each_held_out_cohort(chain, tmp_path):
+    from semantoks.report.language import language_section
+
+    _, out, *_ = chain
+    results = json.loads((out / "eval.json").read_text())
+    scores = next(iter(results["zero_shot"].values()))
+    results["zero_shot_loco"] = {"per_cohort": {"siteA": {"diagnosis": scores}, "siteB": {"diagnosis": scores}},
+                                 "pooled": {"diagnosis": scores}}
+    (tmp_path / "loco.json").write_text(json.dumps(results))
+    section = language_section(tmp_path / "loco.json")
+    assert "held-out cohort siteA: diagnosis" in section and "held-out cohort siteB: diagnosis" in section
+    assert "pooled: diagnosis" in section

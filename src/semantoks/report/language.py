@@ -1,4 +1,5 @@
-"""The report's language section: retrieval beside chance and the FC ceiling, zero-shot vs null, few-shot curves."""
+"""The report's language section: retrieval beside chance and the FC ceiling, zero-shot vs null (per held-out
+cohort when there are several), descriptor-attribute probes and few-shot curves."""
 
 import html
 import json
@@ -11,6 +12,42 @@ LIMITS = ("Descriptors are functions of FC and the parcel series: retrieval meas
 
 def _cell(value):
     return "–" if value is None else f"{float(value):.3f}"
+
+
+def retrieval_verdict(level, scores):
+    """One plain line: does the aligned head retrieve its own texts better than chance, and how far from the ceiling."""
+    aligned, ceiling = scores.get("aligned"), scores.get("network_fc_ridge")
+    if aligned is None:
+        return ""
+    above = aligned["mrr"] > aligned["chance_mrr"] * 1.1 and aligned["top1"] > aligned["chance_top1"]
+    line = (f"{level.capitalize()} level: the aligned head retrieves held-out texts "
+            f"{'above' if above else 'at'} chance (MRR {aligned['mrr']:.3f} vs {aligned['chance_mrr']:.3f})")
+    if ceiling is not None:
+        line += f"; the network-FC ridge ceiling reaches {ceiling['mrr']:.3f}"
+    return line + "."
+
+
+def _zero_shot_rows(zero, label=""):
+    return "".join(f"<tr><td>{html.escape(label)}{html.escape(name)}</td>"
+                   f"<td class=\"num\">{_cell(s['balanced_accuracy'])}</td>"
+                   f"<td class=\"num\">{_cell(s['null_mean'])} ± {_cell(s['null_sd'])}</td>"
+                   f"<td class=\"num\">{_cell(s['p_value'])}</td></tr>" for name, s in zero.items())
+
+
+def _attribute_table(probes):
+    families = probes.get("per_family", {})
+    if not families:
+        return ""
+    sets = list(next(iter(families.values())))
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in sets)
+    rows = "".join(f"<tr><td>{html.escape(family)}</td>" + "".join(
+        f"<td class=\"num\">{_cell(by_set[name]['balanced_accuracy'])}<br><span class=\"sub\">null "
+        f"{_cell(by_set[name]['null_mean'])}, majority {_cell(by_set[name]['majority'])}</span></td>"
+        for name in sets) + "</tr>" for family, by_set in families.items())
+    bands = " / ".join(probes.get("bands", []))
+    return (f"<h3>Descriptor-attribute probes (balanced accuracy over {probes.get('n_descriptors', 0)} "
+            f"descriptors, bands {html.escape(bands)})</h3>"
+            f"<table><tr><th>family</th>{header}</tr>{rows}</table>")
 
 
 def language_section(evaluation_json):
@@ -31,17 +68,20 @@ def language_section(evaluation_json):
                 f"<td class=\"num\">{_cell(s[m])}<br><span class=\"sub\">chance {_cell(s['chance_' + m])}</span></td>"
                 for m in ("top1", "top5", "mrr")) + "</tr>"
             for method, s in scores.items())
-        parts.append(f"<h3>Text retrieval, {level} level</h3><table><tr><th>method</th><th>top-1</th>"
+        parts.append(f"<h3>Text retrieval, {level} level</h3>"
+                     f"<p>{html.escape(retrieval_verdict(level, scores))}</p>"
+                     "<table><tr><th>method</th><th>top-1</th>"
                      f"<th>top-5</th><th>MRR</th></tr>{rows}</table>")
     zero = results.get("zero_shot", {})
     if zero:
-        rows = "".join(f"<tr><td>{html.escape(name)}</td><td class=\"num\">{_cell(s['balanced_accuracy'])}</td>"
-                       f"<td class=\"num\">{_cell(s['null_mean'])} ± {_cell(s['null_sd'])}</td>"
-                       f"<td class=\"num\">{_cell(s['p_value'])}</td></tr>" for name, s in zero.items())
+        rows = _zero_shot_rows(zero, "pooled: " if "zero_shot_loco" in results else "")
+        for cohort, scores in results.get("zero_shot_loco", {}).get("per_cohort", {}).items():
+            rows += _zero_shot_rows(scores, f"held-out cohort {cohort}: ")
         parts.append("<h3>Zero-shot by text prompts</h3>"
                      f"<p class=\"note\">{html.escape(results.get('zero_shot_design', ''))}</p>"
                      "<table><tr><th>phenotype</th>"
                      f"<th>balanced accuracy</th><th>shuffled null</th><th>p</th></tr>{rows}</table>")
+    parts.append(_attribute_table(results.get("attribute_probes", {})))
     for phenotype, curves in results.get("few_shot", {}).items():
         ks = [point["k"] for point in next(iter(curves.values()))]
         header = "".join(f"<th>k={k}</th>" for k in ks)

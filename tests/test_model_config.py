@@ -20,8 +20,8 @@ def test_presets_are_small_diffs_of_the_tiny_defaults():
     assert (small.schedule.base_lr, small.grad_clip, small.schedule.momentum) == (2.4e-3, 3.0, 0.9)
     base = resolve({"preset": "base"})
     assert (base.schedule.base_lr, base.grad_clip, base.schedule.momentum) == (7e-4, 1.0, 0.99)
-    # and its projection head, 256 wide for D 64 (the loss default, DINOv2's 2048, for the others)
-    assert (tiny.loss.head_hidden, small.loss.head_hidden) == (256, 2048)
+    # every preset keeps DINOv2's 2048-wide projection head (a 256-wide one lost a planted effect on the demo)
+    assert (tiny.loss.head_hidden, small.loss.head_hidden) == (2048, 2048)
     aligned = dataclasses.replace(small, model=tiny.model, preset="tiny", grad_clip=tiny.grad_clip,
                                   schedule=tiny.schedule, loss=tiny.loss)
     assert aligned == tiny
@@ -30,9 +30,8 @@ def test_presets_are_small_diffs_of_the_tiny_defaults():
 def test_a_users_own_training_values_win_over_the_presets_diff():
     config = resolve({"preset": "tiny", "extra": {"base_lr": 1e-4, "grad_clip": 1.0}})
     assert (config.schedule.base_lr, config.grad_clip, config.schedule.momentum) == (1e-4, 1.0, 0.9)
-    assert config.loss.head_hidden == 256
-    wide = resolve({"preset": "tiny", "loss": {"out_dim": 64}, "extra": {"loss": {"head_hidden": 2048}}})
-    assert (wide.loss.head_hidden, wide.loss.out_dim) == (2048, 64)
+    narrow = resolve({"preset": "tiny", "loss": {"out_dim": 64}, "extra": {"loss": {"head_hidden": 256}}})
+    assert (narrow.loss.head_hidden, narrow.loss.out_dim) == (256, 64)
 
 
 def test_section_keys_land_in_their_groups_and_extra_is_merged():

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from semantoks.model.config import resolve
+
 
 def test_throughput_benchmark_runs_and_reports_cpu_ratios(repo_root):
     command = [sys.executable, str(repo_root / "benchmarks" / "train_throughput.py"), "--preset", "tiny",
@@ -13,5 +15,5 @@ def test_throughput_benchmark_runs_and_reports_cpu_ratios(repo_root):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(done.stdout)
-    assert results["head_hidden"] == 256  # the tiny preset's head, as the trainer builds it
+    assert results["head_hidden"] == resolve({"preset": "tiny"}).loss.head_hidden  # the head the trainer builds
     assert results["train_step_over_reference_cpu"] > 1.0 and results["encoder_over_reference_cpu"] > 0.0

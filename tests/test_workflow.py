@@ -93,7 +93,9 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
     row = summary.query("feature_set == 'fc' and phenotype == 'diagnosis' and metric == 'balanced_accuracy'").iloc[0]
     assert row["status"] == "ok" and row["n_repeats"] == 5
     assert row["mean"] > row["shuffled_mean"] + 0.1
-    assert set(summary["feature_set"]) == {"model", "random_init", "fc", "network_fc"}
+    # the language sets (the .test config turns the stages on) sit beside the main ones
+    codes = f"codes_{DEMO_CONFIG['language']['codes_k']}"
+    assert set(summary["feature_set"]) == {"model", "random_init", "fc", "network_fc", "model_aligned", codes}
     assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned"}
     assert summary["shuffled_mean"].notna().all()
 
@@ -204,7 +206,9 @@ def test_paired_table_compares_the_model_with_its_random_init_control(demo_run):
 
 def test_fused_feature_set_reads_its_parts_and_writes_no_file_of_its_own(repo_root, templateflow_home, tmp_path):
     probe = {**DEMO_CONFIG["probe"], "feature_sets": ["network_fc", "model+network_fc"]}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**DEMO_CONFIG, "probe": probe}))
+    # language off: its evaluation reads random_init and network_fc of its own, which would blur the count
+    config = {**DEMO_CONFIG, "probe": probe, "language": {"enabled": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
     counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
     assert counts.get("embed") == "1" and counts.get("connectivity_features") == "1"

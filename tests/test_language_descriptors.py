@@ -106,3 +106,18 @@ def test_gradient_descriptors_are_defined_on_modular_scans(described):
     table = pd.read_parquet(root / "out" / "descriptors.parquet")
     ranges = table.filter(regex=r"^gradient\.range\.")
     assert ranges.shape[1] == 3 and np.isfinite(ranges.to_numpy()).all()
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_pool_workers_run_one_blas_thread_each():
+    # two workers with a BLAS pool each of the machine's size oversubscribed 2 cores (4x slower measured)
+    from semantoks.language.descriptors import measure_pool
+
+    with measure_pool(2) as pool:
+        threads = pool.submit(_blas_threads).result()
+    assert threads and set(threads) == {1}

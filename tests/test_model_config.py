@@ -123,3 +123,16 @@ def test_schema_defaults_resolve_to_the_dataclass_defaults(repo_root, preset):
     filled = validate_config({"cohorts": demo["cohorts"], "pretrain": {"preset": preset}})["pretrain"]
     assert len(filled) > 10
     assert resolve(filled) == resolve({"preset": preset})
+
+
+def test_the_narrow_head_setting_in_docs_validates_and_narrows_the_head(repo_root):
+    import re
+
+    import yaml
+
+    from semantoks.config import validate_config
+
+    text = (repo_root / "docs" / "model.md").read_text()
+    inline = re.search(r"`(pretrain: \{extra: \{loss: \{head_hidden: 256\}\}\})`", text).group(1)
+    config = validate_config({**yaml.safe_load(inline), "cohorts": {"demo": {"source": "simulated"}}})
+    assert resolve_pretrain_config(config["pretrain"]).loss.head_hidden == 256

@@ -163,7 +163,7 @@ PRESETS = {
 # optimisation diffs per preset, under the user's own values: the CPU sweeps (docs/model.md) found tiny and
 # small indistinguishable from their init at the paper's lr (peak 8.7e-5 at batch 32, norms clipped from 9-64
 # to 1); base keeps the paper's values until swept on a GPU. tiny keeps DINOv2's 2048-wide head: a 256-wide one
-# halves a CPU step but lost the demo's planted age effect (paired p 0.19 vs 0.011; docs/model.md)
+# halves a CPU step but lost the demo's planted age effect (paired p 0.19 vs 0.022; docs/model.md)
 PRESET_TRAINING = {
     "tiny": {"base_lr": 8e-3, "grad_clip": 3.0, "momentum": 0.9},
     "small": {"base_lr": 2.4e-3, "grad_clip": 3.0, "momentum": 0.9},

@@ -21,6 +21,7 @@ from semantoks.language.pairs import is_train, network_pairs, network_text_targe
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
 from semantoks.language.zero_shot import held_out_cohorts, loco_head_names, phenotype_text_vectors
 from semantoks.probes.features import load_embeddings, write_feature_set
+from semantoks.probes.labels import key_cohort
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
         summary["loco"] = held_out_cohorts(meta["cohort"])
         for cohort in summary["loco"]:
             # B's scans and phenotype sentences never enter the heads that are scored on B
-            others = [key for key in train if key.split("/", 1)[0] != cohort]
+            others = [key for key in train if key_cohort(key) != cohort]
             zero_stem, control_stem = loco_head_names(cohort)
             fit_and_save(zero_stem, features, targets, pair_meta, {**zero_id, "held_out_cohort": cohort}, others)
             fit_and_save(control_stem, *plain, {**base, **features_id, "level": "scan", "held_out_cohort": cohort},

@@ -27,7 +27,8 @@ import torch
 from semantoks.cohorts.roi_import import import_roi_timeseries, roi_label_table
 from semantoks.dataset import build_partition, iter_scans
 from semantoks.model.checkpoint import build_encoder_from, load_checkpoint, load_encoder
-from semantoks.model.data import Preprocessing, crop, embedding_crop_starts, preprocess_scan
+from semantoks.model.config import Preprocessing
+from semantoks.model.data import crop, embedding_crop_starts, preprocess_scan
 from semantoks.model.health import measure_health, verdict
 
 ABIDE = Path(os.environ.get("SEMANTOKS_SHARED_DATA", "/work/shared/data")) / "abide_pcp_cc200"

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from semantoks.model.augment import Augmentations, augment_views
-from semantoks.model.config import resolve
-from semantoks.model.data import InMemoryBatches, Preprocessing, PreparedScan
+from semantoks.model.augment import augment_views
+from semantoks.model.config import Augmentations, Preprocessing, resolve
+from semantoks.model.data import InMemoryBatches, PreparedScan
 from semantoks.model.meta_arch import SelfDistillationModel
 from semantoks.model.presets import resolve_encoder_config
 

@@ -12,7 +12,8 @@ from test_pretrain import ATLAS, simulate_scans, tiny_config, toy_labels, write_
 from semantoks.embed import embed_dataset, embed_scans, read_embeddings
 from semantoks.errors import SemantoksError
 from semantoks.model.checkpoint import checkpoint_sha256
-from semantoks.model.data import Preprocessing, crop, preprocess_scan, embedding_crop_starts
+from semantoks.model.config import Preprocessing
+from semantoks.model.data import crop, preprocess_scan, embedding_crop_starts
 from semantoks.model.train import pretrain
 
 torch.set_num_threads(1)

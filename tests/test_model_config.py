@@ -6,7 +6,7 @@ import pytest
 
 from semantoks.errors import SemantoksError
 from semantoks.model.config import PRESETS, EncoderConfig, PretrainConfig, known_keys, resolve
-from semantoks.model.train import resolve_pretrain_config
+from semantoks.model.config import resolve_pretrain_config
 
 
 def test_presets_are_small_diffs_of_the_tiny_defaults():

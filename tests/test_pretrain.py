@@ -15,16 +15,15 @@ import torch
 from semantoks.atomic import atomic_path
 from semantoks.dataset.layout import METADATA_KEY, PART_NAME, TIMESERIES_SCHEMA, partition_dir
 from semantoks.errors import SemantoksError
-from semantoks.model.augment import Augmentations, augment_views
+from semantoks.model.augment import augment_views
 from semantoks.model.checkpoint import (
     check_identity, checkpoint_sha256, load_checkpoint, load_encoder, load_latest, save_checkpoint,
 )
+from semantoks.model.config import Augmentations, Preprocessing, PretrainConfig, resolve_pretrain_config
 from semantoks.model.data import (
-    InMemoryBatches, Preprocessing, StreamingBatches, crop, prepare_scans, preprocess_scan, resample_to_tr,
-    view_starts,
+    InMemoryBatches, StreamingBatches, crop, prepare_scans, preprocess_scan, resample_to_tr, view_starts,
 )
-from semantoks.model.config import PretrainConfig
-from semantoks.model.train import pretrain, resolve_pretrain_config
+from semantoks.model.train import pretrain
 
 torch.set_num_threads(1)
 

@@ -66,7 +66,8 @@ class SemantoksModel:
     @torch.no_grad()
     def encode_tokens(self, timeseries, tr, parcel_names=None, n_crops=8, assume_order=False):
         """Network tokens per crop: (tokens [crops, networks, patches, D] float32, valid [crops, networks, patches])."""
-        from semantoks.model.data import Preprocessing, crop, embedding_crop_starts, preprocess_scan
+        from semantoks.model.config import Preprocessing
+        from semantoks.model.data import crop, embedding_crop_starts, preprocess_scan
 
         data = self.align(timeseries, parcel_names, assume_order)
         self._check_length(data, tr)
@@ -114,7 +115,8 @@ class SemantoksModel:
         return aligned
 
     def _check_length(self, data, tr):
-        from semantoks.model.data import Preprocessing, is_usable
+        from semantoks.model.config import Preprocessing
+        from semantoks.model.data import is_usable
 
         try:
             tr = float(tr)

@@ -53,7 +53,7 @@ def _pretrain_window(config):
 
 def _pretrain_settings(config):
     # the trainer's own resolver knows its keys; asking it now beats failing hours later in the pretrain job
-    from semantoks.model.train import resolve_pretrain_config
+    from semantoks.model.config import resolve_pretrain_config
 
     try:
         resolve_pretrain_config(config["pretrain"])

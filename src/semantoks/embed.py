@@ -15,7 +15,8 @@ from semantoks.atomic import atomic_path
 from semantoks.errors import SemantoksError
 from semantoks.model.backbone import scan_features
 from semantoks.model.checkpoint import build_encoder_from, check_identity, data_identity
-from semantoks.model.data import Preprocessing, crop, is_usable, preprocess_scan, scan_records, embedding_crop_starts
+from semantoks.model.config import Preprocessing
+from semantoks.model.data import crop, is_usable, preprocess_scan, scan_records, embedding_crop_starts
 from semantoks.model.distributed import resolve_device
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def embed_scans(scan_encoder, records, n_crops=8, batch_size=64):
 
 def random_init_encoder(config, atlas_metadata, cohorts, seed, source):
     """(encoder, data_identity) of the architecture in a pretrain config, initialised from `seed`."""
-    from semantoks.model.train import resolve_pretrain_config
+    from semantoks.model.config import resolve_pretrain_config
 
     config = resolve_pretrain_config(config)
     identity = data_identity(atlas_metadata, config.data.identity(), cohorts, source)

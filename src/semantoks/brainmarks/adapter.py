@@ -56,7 +56,7 @@ class SemantoksTransform:
     """Per sample: reorder to the model's parcels, the checkpoint's preprocessing, `n_crops` fixed crops."""
 
     def __init__(self, model, space, n_crops=4):
-        from semantoks.model.data import Preprocessing
+        from semantoks.model.config import Preprocessing
 
         self.model, self.space, self.n_crops = model, space, int(n_crops)
         self.prep = Preprocessing.from_config(model.data_identity["preprocessing"])

@@ -1,18 +1,6 @@
 """Per-view signal augmentations, vectorised over the batch and driven by one torch.Generator."""
 
-from dataclasses import dataclass
-
 import torch
-
-
-@dataclass(frozen=True)
-class Augmentations:
-    """Upper bounds of each augmentation; each view draws its own amounts uniformly below them."""
-
-    parcel_drop: float = 0.10
-    time_block: float = 0.30
-    noise_std: float = 0.10
-    scale_range: tuple = (0.8, 1.2)
 
 
 def augment_views(views, parcel_valid, patch_valid, augmentations, generator):

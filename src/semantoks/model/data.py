@@ -20,45 +20,6 @@ log = logging.getLogger(__name__)
 _MAX_RESAMPLE_DENOMINATOR = 1000
 
 
-@dataclass(frozen=True)
-class Preprocessing:
-    """What every scan goes through before windowing; part of a checkpoint's data identity."""
-
-    model_tr: float = 2.0
-    # None: band-passing belongs to the censor-aware denoising step, before gaps are closed
-    band_pass: tuple | None = None
-    zscore: bool = True
-    window: int = 100
-    patch_len: int = 20
-    max_view_offset: int = 80
-    filter_order: int = 2
-
-    def __post_init__(self):
-        if self.window % self.patch_len:
-            raise SemantoksError(f"pretrain config: window {self.window} is not a multiple of patch_len "
-                                 f"{self.patch_len}; choose a window divisible by the patch length.")
-
-    @classmethod
-    def from_config(cls, cfg):
-        band = cfg.get("band_pass", cls.band_pass)
-        return cls(model_tr=float(cfg.get("model_tr", cls.model_tr)),
-                   band_pass=None if band is None else (float(band[0]), float(band[1])),
-                   zscore=bool(cfg.get("zscore", cls.zscore)), window=int(cfg.get("window", cls.window)),
-                   patch_len=int(cfg.get("patch_len", cls.patch_len)),
-                   max_view_offset=int(cfg.get("max_view_offset", cls.max_view_offset)),
-                   filter_order=int(cfg.get("filter_order", cls.filter_order)))
-
-    @property
-    def n_patches(self):
-        return self.window // self.patch_len
-
-    def identity(self):
-        """The part of the checkpoint's data identity that says how scans were prepared."""
-        return {"model_tr": self.model_tr, "band_pass": None if self.band_pass is None else list(self.band_pass),
-                "filter_order": self.filter_order, "zscore": self.zscore, "window": self.window,
-                "patch_len": self.patch_len}
-
-
 @dataclass
 class PreparedScan:
     """A preprocessed scan: values [n_frames, n_parcels] at the model TR, NaN-free."""

@@ -26,7 +26,7 @@ from semantoks.model.augment import augment_views
 from semantoks.model.checkpoint import (
     CHECKPOINT_NAME, data_identity, load_latest, parcel_network_ids, restore_rng_state, rng_state, save_checkpoint,
 )
-from semantoks.model.config import OPERATIONAL_KEYS, PretrainConfig, resolve
+from semantoks.model.config import OPERATIONAL_KEYS, PretrainConfig, resolve, resolve_pretrain_config
 from semantoks.model.data import open_pretraining_data, step_seed
 from semantoks.model.logging import TrainingLog, progress_line
 from semantoks.model.meta_arch import SelfDistillationModel
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 STATE_NAME = "state"
 PUBLISHED_MARK = "published.json"
 LOSS_TERMS = ("total", "compression", "expansion", "mtm", "ttr")
-
-
-def resolve_pretrain_config(cfg_section):
-    """The PretrainConfig of a config.yaml `pretrain` section; unknown keys are a one-line SemantoksError."""
-    return cfg_section if isinstance(cfg_section, PretrainConfig) else resolve(cfg_section)
 
 
 def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_dir=None):

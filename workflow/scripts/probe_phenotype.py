@@ -1,4 +1,5 @@
-from semantoks.probes import expand_phenotype_specs, probe_phenotype
+from semantoks.probes.labels import expand_phenotype_specs
+from semantoks.probes.probe import probe_phenotype
 from semantoks.probes.load import load_feature_sets, load_phenotypes
 from semantoks.probes.summary import read_probe_record
 from semantoks.rule_runner import rule_script

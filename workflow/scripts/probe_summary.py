@@ -1,4 +1,4 @@
-from semantoks.probes import summarise
+from semantoks.probes.summary import summarise
 from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake):

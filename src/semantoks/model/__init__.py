@@ -3,18 +3,25 @@
 Token order everywhere is network-major: token n * K + k = network n at time patch k.
 """
 
-from semantoks.model.backbone import NetworkTokenEncoder
-from semantoks.model.heads import ProjectionHead
-from semantoks.model.losses import CodingRateLoss, coding_rate, masked_token_loss, temporal_regularizer_loss
-from semantoks.model.masking import sample_mask_ratios, slice_mask
-from semantoks.model.meta_arch import DistillationNetwork, SelfDistillationModel
-from semantoks.model.presets import PRESETS, build_encoder, resolve_encoder_config
-from semantoks.model.schedules import build_schedules
-from semantoks.model.tokenizer import NetworkTokenizer
+from semantoks.lazy import lazy_names
 
-__all__ = [
-    "CodingRateLoss", "DistillationNetwork", "NetworkTokenEncoder", "NetworkTokenizer", "PRESETS",
-    "ProjectionHead", "SelfDistillationModel", "build_encoder", "build_schedules", "coding_rate",
-    "masked_token_loss", "resolve_encoder_config", "sample_mask_ratios", "slice_mask",
-    "temporal_regularizer_loss",
-]
+# each public name and the submodule that defines it; loaded on first use, so model/config.py stays torch-free
+_PUBLIC = {
+    "CodingRateLoss": "losses",
+    "DistillationNetwork": "meta_arch",
+    "NetworkTokenEncoder": "backbone",
+    "NetworkTokenizer": "tokenizer",
+    "PRESETS": "presets",
+    "ProjectionHead": "heads",
+    "SelfDistillationModel": "meta_arch",
+    "build_encoder": "presets",
+    "build_schedules": "schedules",
+    "coding_rate": "losses",
+    "masked_token_loss": "losses",
+    "resolve_encoder_config": "presets",
+    "sample_mask_ratios": "masking",
+    "slice_mask": "masking",
+    "temporal_regularizer_loss": "losses",
+}
+__all__ = sorted(_PUBLIC)
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)

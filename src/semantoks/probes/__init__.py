@@ -1,25 +1,19 @@
 """Linear probes of phenotypes from frozen embeddings and functional-connectivity baselines."""
 
-from semantoks.probes.features import (
-    align_feature_sets,
-    connectivity_features,
-    load_embeddings,
-    network_connectivity_features,
-)
-from semantoks.probes.labels import expand_phenotype_specs, phenotype_job_names
-from semantoks.probes.probe import probe_phenotype, run_probes
-from semantoks.probes.splits import subject_splits
-from semantoks.probes.summary import summarise
+from semantoks.lazy import lazy_names
 
-__all__ = [
-    "align_feature_sets",
-    "connectivity_features",
-    "expand_phenotype_specs",
-    "load_embeddings",
-    "network_connectivity_features",
-    "phenotype_job_names",
-    "probe_phenotype",
-    "run_probes",
-    "subject_splits",
-    "summarise",
-]
+# each public name and the submodule that defines it; loaded on first use
+_PUBLIC = {
+    "align_feature_sets": "features",
+    "connectivity_features": "features",
+    "load_embeddings": "features",
+    "network_connectivity_features": "features",
+    "expand_phenotype_specs": "labels",
+    "phenotype_job_names": "labels",
+    "probe_phenotype": "probe",
+    "run_probes": "probe",
+    "subject_splits": "splits",
+    "summarise": "summary",
+}
+__all__ = sorted(_PUBLIC)
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from test_workflow import run_snakemake
 
-from semantoks.probes.labels import subject_key
+from semantoks.dataset.keys import subject_key
 
 CONFIG = Path(__file__).resolve().parents[1] / ".test" / "config" / "language_two_cohorts.yaml"
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import torch
 
 from semantoks.atomic import atomic_path
+from semantoks.dataset.keys import KEY_COLUMNS
 from semantoks.errors import SemantoksError
 from semantoks.model.backbone import scan_features
 from semantoks.model.checkpoint import build_encoder_from, check_identity, data_identity
@@ -22,7 +23,6 @@ from semantoks.model.distributed import resolve_device
 log = logging.getLogger(__name__)
 
 METADATA_KEY = b"semantoks"
-KEY_COLUMNS = ("cohort", "scan_id", "subject", "session")
 
 
 class ScanEncoder(Protocol):

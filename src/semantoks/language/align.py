@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semantoks.atomic import atomic_path, write_json
+from semantoks.dataset.keys import key_cohort
 from semantoks.errors import SemantoksError
 from semantoks.language.descriptors import read_reference
 from semantoks.language.network_tokens import read_network_tokens
@@ -21,7 +22,6 @@ from semantoks.language.pairs import is_train, network_pairs, network_text_targe
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
 from semantoks.language.zero_shot import held_out_cohorts, loco_head_names, phenotype_text_vectors
 from semantoks.probes.features import load_embeddings, write_feature_set
-from semantoks.probes.labels import key_cohort
 
 log = logging.getLogger(__name__)
 

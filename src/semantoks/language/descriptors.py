@@ -17,17 +17,16 @@ from threadpoolctl import threadpool_limits
 
 from semantoks.atomic import atomic_path, write_json, write_table_tsv
 from semantoks.dataset import iter_scans, read_atlas_metadata, scan_index
+from semantoks.dataset.keys import KEY_COLUMNS, subject_key
 from semantoks.errors import SemantoksError
 from semantoks.language import measures
 from semantoks.language.descriptor_texts import N_VARIANTS, scan_texts, seeded_variant
 from semantoks.language.split import language_split
 from semantoks.probes.features import fisher_z_connectivity
-from semantoks.probes.labels import subject_key
 
 FAMILIES = ("fc", "gradient", "graph", "dynamics")
 DYNAMICS = ("amplitude", "sd", "spectral_ratio", "autocorr", "outliers", "falff")
 MIN_REFERENCE_SUBJECTS = 3
-KEY_COLUMNS = ["cohort", "scan_id", "subject", "session"]
 
 
 @dataclass
@@ -166,7 +165,7 @@ def describe_scans(scans, parcel_network, networks, train_subjects, seed=0, proc
     for item in kept:
         aligned = measures.procrustes_align(item.gradients, group)
         rows.append({**item.key, **item.values, **gradient_values(aligned, member, networks)})
-    table = pd.DataFrame(rows, columns=KEY_COLUMNS + _descriptor_names(networks))
+    table = pd.DataFrame(rows, columns=[*KEY_COLUMNS, *_descriptor_names(networks)])
     reference = ZReference.fit(table, train, group)
     return table, reference, skipped, omitted
 
@@ -243,14 +242,14 @@ def texts_table(table, reference, networks, omitted, seed=0):
     for item in omitted:
         dropped.setdefault((item["cohort"], item["scan_id"]), set()).add(item["network"])
     rows = []
-    for i, key in enumerate(table[KEY_COLUMNS].to_dict("records")):
+    for i, key in enumerate(table[list(KEY_COLUMNS)].to_dict("records")):
         skip = dropped.get((key["cohort"], key["scan_id"]), set())
         for variant in range(N_VARIANTS):
             for unit, text in scan_texts(z[i], reference.names, networks, skip, variant).items():
                 rows.append({**key, "level": "scan" if unit in FAMILIES else "network", "unit": unit,
                              "variant": variant, "augment": variant == seeded_variant(seed, key["scan_id"], unit),
                              "text": text})
-    return pd.DataFrame(rows, columns=KEY_COLUMNS + ["level", "unit", "variant", "augment", "text"])
+    return pd.DataFrame(rows, columns=[*KEY_COLUMNS, "level", "unit", "variant", "augment", "text"])
 
 
 def describe_dataset(dataset_root, atlas_id, cohorts, out_dir, test_size=0.2, seed=0, train_subjects=None,
@@ -274,7 +273,7 @@ def describe_dataset(dataset_root, atlas_id, cohorts, out_dir, test_size=0.2, se
     out = Path(out_dir)
     _write_parquet(out / "descriptors.parquet", pd.concat([table, z], axis=1))
     _write_parquet(out / "texts.parquet", texts)
-    write_table_tsv(out / "skipped.tsv", pd.DataFrame(skipped, columns=KEY_COLUMNS + ["reason"]))
+    write_table_tsv(out / "skipped.tsv", pd.DataFrame(skipped, columns=[*KEY_COLUMNS, "reason"]))
     record = {"identity": reference.identity(), "atlas_id": atlas_id, "networks": networks, "seed": int(seed),
               "split": {"train": train, "test": test}, "reference": reference.to_record(),
               "omitted_networks": omitted, "n_scans": int(len(table)), "n_skipped": len(skipped)}

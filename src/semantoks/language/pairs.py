@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from semantoks.dataset.keys import subject_key
 from semantoks.errors import SemantoksError
-from semantoks.probes.labels import subject_key
 
 
 def _unit(x):

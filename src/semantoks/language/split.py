@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from semantoks.probes.labels import subject_key
+from semantoks.dataset.keys import subject_key
 from semantoks.probes.splits import subject_splits
 
 

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from semantoks.atomic import atomic_path, write_json
+from semantoks.dataset.keys import KEY_COLUMNS, subject_key
 from semantoks.errors import SemantoksError
 from semantoks.language.descriptors import read_reference
 from semantoks.language.text_encoders import check_encoder_identity, load_text_encoder
-from semantoks.probes.labels import subject_key
 
-TEXT_COLUMNS = ["cohort", "scan_id", "subject", "session", "level", "unit", "variant", "augment"]
+TEXT_COLUMNS = [*KEY_COLUMNS, "level", "unit", "variant", "augment"]
 
 
 def embed_texts(descriptor_dir, encoder_name, out_parquet, out_json):

@@ -8,8 +8,8 @@ head (descriptor texts only). B's scans never enter either, and B is scored on a
 import numpy as np
 import pandas as pd
 
+from semantoks.dataset.keys import subject_key
 from semantoks.language.metrics import nearest_prompt, shuffle_null_score
-from semantoks.probes.labels import subject_key
 
 
 def phenotype_sentence(name, value):

@@ -63,15 +63,6 @@ class SubjectLabels:
         return self.kind in CLASSIFICATION_TYPES
 
 
-def subject_key(cohort, subject):
-    return f"{cohort}/{subject}"
-
-
-def key_cohort(key):
-    """The cohort of a `subject_key`."""
-    return key.split("/", 1)[0]
-
-
 def subject_labels(phenotypes, name, spec, scan_meta):
     """Values of `spec["source"]` for the subjects that have scans in `scan_meta` and a non-missing value."""
     source = spec["source"]

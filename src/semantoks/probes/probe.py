@@ -17,9 +17,10 @@ from semantoks.probes.estimators import (
     fit_ridge,
     select_logistic_C,
 )
+from semantoks.dataset.keys import subject_key
 from semantoks.probes.features import align_feature_sets
 from semantoks.probes.fusion import add_fused_sets
-from semantoks.probes.labels import expand_phenotype_specs, subject_key, subject_labels, unusable_reason
+from semantoks.probes.labels import expand_phenotype_specs, subject_labels, unusable_reason
 from semantoks.probes.metrics import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,

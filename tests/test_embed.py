@@ -9,7 +9,8 @@ import pytest
 import torch
 from test_pretrain import ATLAS, simulate_scans, tiny_config, toy_labels, write_dataset
 
-from semantoks.embed import embed_dataset, embed_scans, read_embeddings
+from semantoks.embed import embed_dataset, read_embeddings
+from semantoks.model.encode import embed_scans
 from semantoks.errors import SemantoksError
 from semantoks.model.checkpoint import checkpoint_sha256
 from semantoks.model.config import Preprocessing

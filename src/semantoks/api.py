@@ -4,13 +4,22 @@ A checkpoint or an exported folder carries its parcel order and preprocessing, s
 are matched to the model's parcels by name and prepared exactly as the training data were.
 """
 
+import json
 import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
+from semantoks.dataset.keys import KEY_COLUMNS
+from semantoks.embed import METADATA_KEY, write_embeddings
 from semantoks.errors import SemantoksError
+from semantoks.model.config import Preprocessing
+from semantoks.model.data import crop, embedding_crop_starts, is_usable, preprocess_scan
+from semantoks.model.encode import embed_scans, load_scan_encoder
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +30,11 @@ _NON_PARCEL_COLUMNS = ("frame",)
 class SemantoksModel:
     """A frozen network-token encoder with the data identity it was trained on."""
 
-    def __init__(self, encoder, data_identity, source, sha256, device="cpu"):
-        from semantoks.embed import NetworkTokenScanEncoder
-
-        self.source = str(source)
-        self.sha256 = sha256
-        self.data_identity = data_identity
-        self.scan_encoder = NetworkTokenScanEncoder(encoder, data_identity, device)
+    def __init__(self, scan_encoder):
+        self.scan_encoder = scan_encoder
+        self.source = scan_encoder.source
+        self.sha256 = scan_encoder.sha256
+        self.data_identity = scan_encoder.data_identity
 
     @property
     def encoder(self):
@@ -56,8 +63,6 @@ class SemantoksModel:
         `timeseries` is [frames, parcels]: a DataFrame whose columns are parcel names, or an array with
         `parcel_names`, or an array in the model's own parcel order with `assume_order=True`.
         """
-        from semantoks.embed import embed_scans
-
         data = self.align(timeseries, parcel_names, assume_order)
         self._check_length(data, tr)
         _, features = embed_scans(self.scan_encoder, [(data, float(tr), {})], n_crops=n_crops)
@@ -66,9 +71,6 @@ class SemantoksModel:
     @torch.no_grad()
     def encode_tokens(self, timeseries, tr, parcel_names=None, n_crops=8, assume_order=False):
         """Network tokens per crop: (tokens [crops, networks, patches, D] float32, valid [crops, networks, patches])."""
-        from semantoks.model.config import Preprocessing
-        from semantoks.model.data import crop, embedding_crop_starts, preprocess_scan
-
         data = self.align(timeseries, parcel_names, assume_order)
         self._check_length(data, tr)
         prep = Preprocessing.from_config(self.data_identity["preprocessing"])
@@ -115,9 +117,6 @@ class SemantoksModel:
         return aligned
 
     def _check_length(self, data, tr):
-        from semantoks.model.config import Preprocessing
-        from semantoks.model.data import is_usable
-
         try:
             tr = float(tr)
         except (TypeError, ValueError):
@@ -133,17 +132,7 @@ class SemantoksModel:
 
 def load_model(path, device="cpu"):
     """A SemantoksModel from a `checkpoint.pt` (its teacher) or a folder written by `semantoks export`."""
-    from semantoks.model.export import load_exported, read_export_config
-
-    path = Path(path)
-    if path.is_dir():
-        encoder, identity, sha256 = load_exported(path, read_export_config(path))
-    else:
-        from semantoks.model.checkpoint import checkpoint_sha256, load_encoder
-
-        encoder, identity = load_encoder(path, which="teacher")
-        sha256 = checkpoint_sha256(path)
-    return SemantoksModel(encoder, identity, path, sha256, device)
+    return SemantoksModel(load_scan_encoder(path, device))
 
 
 def _names_and_values(timeseries, parcel_names):
@@ -161,3 +150,61 @@ def _names_and_values(timeseries, parcel_names):
     if names is not None and len(names) != values.shape[1]:
         raise SemantoksError(f"{len(names)} parcel names for {values.shape[1]} columns; give one name per column.")
     return names, values
+
+
+def embed_timeseries_files(model_path, paths, out_parquet, tr=None, n_crops=8):
+    """Embed per-run time-series files (this project's per-run Parquet, or TSV/CSV with parcel-name headers).
+
+    The TR comes from a per-run Parquet's own record, else from `tr`; columns are matched to the model's
+    parcels by name. Writes `out_parquet` (the probes' feature layout) only after every file was read.
+    """
+    model = load_model(model_path)
+    keys, features = [], []
+    for path in map(Path, paths):
+        frame, record = _read_timeseries_file(path)
+        scan_tr = record.get("tr") if tr is None else tr
+        if scan_tr is None:
+            raise SemantoksError(f"{path}: no repetition time recorded in the file; pass --tr SECONDS.")
+        try:
+            features.append(model.encode(frame, scan_tr, n_crops=n_crops))
+        except SemantoksError as error:
+            raise SemantoksError(f"{path}: {error}") from None
+        stem = path.name.split(".")[0]
+        subject = record.get("subject") or _bids_subject(stem)
+        keys.append({"cohort": record.get("cohort") or "external", "scan_id": record.get("scan_id") or stem,
+                     "subject": subject, "session": record.get("session")})
+    if not keys:
+        raise SemantoksError("no time-series files given; pass --timeseries FILE [FILE ...].")
+    table = pd.DataFrame(keys, columns=list(KEY_COLUMNS))
+    values = np.asarray(features, dtype=np.float32)
+    record = {"checkpoint_sha256": model.sha256, "seed": None, "atlas_id": model.data_identity["atlas_id"],
+              "preprocessing": model.data_identity["preprocessing"],
+              "feature": "teacher cls + mean of valid network tokens", "n_crops": int(n_crops),
+              "embedding_dim": int(values.shape[1]), "cohorts": sorted(table["cohort"].unique().tolist())}
+    write_embeddings(out_parquet, table, values, record)
+    return table.assign(embedding=list(values))
+
+
+def _read_timeseries_file(path):
+    """(DataFrame named by parcel, the file's own record) of one per-run time-series file."""
+    if not path.is_file():
+        raise SemantoksError(f"{path}: time-series file not found; fix the path.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            table = pq.read_table(path)
+            record = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+            return table.to_pandas(), record
+        if suffix in (".tsv", ".csv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", na_values=["n/a"]), {}
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise SemantoksError(f"{path}: not readable ({str(error).splitlines()[0]}); re-export the time series.") from None
+    raise SemantoksError(f"{path}: unsupported format '{suffix}'; give per-run .parquet files or .tsv/.csv with "
+                         "parcel names as column headers.")
+
+
+def _bids_subject(stem):
+    for part in stem.split("_"):
+        if part.startswith("sub-"):
+            return part[4:]
+    return stem

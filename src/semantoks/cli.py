@@ -71,12 +71,13 @@ def _pretrain(args):
 
 
 def _embed(args):
-    from semantoks.embed import embed_dataset, embed_timeseries_files
+    from semantoks.api import embed_timeseries_files
+    from semantoks.embed import embed_dataset
 
     if args.dataset:
-        from semantoks.api import load_model
+        from semantoks.model.encode import load_scan_encoder
 
-        atlas_id = args.atlas or load_model(args.model).data_identity["atlas_id"]
+        atlas_id = args.atlas or load_scan_encoder(args.model).data_identity["atlas_id"]
         frame = embed_dataset(args.model, args.dataset, atlas_id, args.cohorts, args.out, n_crops=args.n_crops)
     else:
         frame = embed_timeseries_files(args.model, args.timeseries, args.out, tr=args.tr, n_crops=args.n_crops)

@@ -16,6 +16,9 @@ import torch
 
 from semantoks.errors import SemantoksError
 from semantoks.model.backbone import scan_features
+from semantoks.model.config import Preprocessing
+from semantoks.model.data import crop, is_usable, preprocess_scan
+from semantoks.model.encode import load_scan_encoder
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +59,15 @@ class SemantoksTransform:
     """Per sample: reorder to the model's parcels, the checkpoint's preprocessing, `n_crops` fixed crops."""
 
     def __init__(self, model, space, n_crops=4):
-        from semantoks.model.config import Preprocessing
-
         self.model, self.space, self.n_crops = model, space, int(n_crops)
         self.prep = Preprocessing.from_config(model.data_identity["preprocessing"])
-        self.positions = column_positions(space, model.parcel_names, model.data_identity["atlas_id"])
+        self.n_parcels = len(model.data_identity["parcel_names"])
+        self.positions = column_positions(space, model.data_identity["parcel_names"], model.data_identity["atlas_id"])
         if model.data_identity.get("strategy") not in (None, {}, "none"):
             log.warning("Brainmarks data are not confound-regressed, but this checkpoint was trained on data "
                         "denoised with %s; expect a domain shift", model.data_identity.get("strategy"))
 
     def __call__(self, sample):
-        from semantoks.model.data import crop, is_usable, preprocess_scan
-
         bold = np.asarray(torch.as_tensor(sample["bold"]).float().numpy(), dtype=np.float64)
         tr = float(sample["tr"])
         if bold.ndim != 2 or bold.shape[1] != len(self.positions):
@@ -78,7 +78,7 @@ class SemantoksTransform:
                 f"a {bold.shape[0]}-frame sample at TR {tr:g} s is shorter than one {self.prep.patch_len}-TR patch "
                 f"at the model's TR {self.prep.model_tr:g} s; semantoks needs at least "
                 f"{self.prep.patch_len * self.prep.model_tr:g} s of data per sample.")
-        data = np.full((bold.shape[0], len(self.model.parcel_names)), np.nan)
+        data = np.full((bold.shape[0], self.n_parcels), np.nan)
         known = self.positions >= 0
         data[:, self.positions[known]] = bold[:, known]
         scan = preprocess_scan(data, tr, self.prep)
@@ -118,11 +118,9 @@ def build(checkpoint=None, space="schaefer400", n_crops=4):
     """(transform, wrapper) for a checkpoint.pt or exported folder; the plugin's registration calls this."""
     import os
 
-    from semantoks.api import load_model
-
     path = checkpoint or os.environ.get("SEMANTOKS_MODEL")
     if not path:
         raise SemantoksError("semantoks needs a model: pass --overrides model_kwargs.checkpoint=PATH or set "
                              "SEMANTOKS_MODEL to a checkpoint.pt or an exported folder.")
-    model = load_model(path)
+    model = load_scan_encoder(path)
     return SemantoksTransform(model, space, n_crops), SemantoksWrapper(model, space)

@@ -4,15 +4,16 @@ import numpy as np
 import torch
 
 from semantoks.dataset import iter_scans, read_atlas_metadata
-from semantoks.embed import embed_scans, read_embeddings, write_embeddings
+from semantoks.embed import read_embeddings, write_embeddings
 from semantoks.errors import SemantoksError
 from semantoks.model.checkpoint import check_identity, checkpoint_sha256, load_encoder
 from semantoks.model.data import scan_records
 from semantoks.model.distributed import resolve_device
+from semantoks.model.encode import embed_scans
 
 
 class NetworkTokensScanEncoder:
-    """A ScanEncoder (semantoks.embed) whose features are each network's tokens averaged over valid patches.
+    """A ScanEncoder (semantoks.model.encode) whose features are each network's tokens averaged over valid patches.
 
     Features are [B, n_networks * dim], network-major; a network without valid parcels is a zero vector.
     """

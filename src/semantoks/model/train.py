@@ -28,6 +28,7 @@ from semantoks.model.checkpoint import (
 )
 from semantoks.model.config import OPERATIONAL_KEYS, PretrainConfig, resolve, resolve_pretrain_config
 from semantoks.model.data import open_pretraining_data, step_seed
+from semantoks.model.encode import NetworkTokenScanEncoder
 from semantoks.model.logging import TrainingLog, progress_line
 from semantoks.model.meta_arch import SelfDistillationModel
 from semantoks.model.online_eval import (
@@ -229,8 +230,6 @@ class _Run:
         if config.health_every and (done % config.health_every == 0 or last):
             values.update(_measure_health()(self.model.teacher_encoder, self.initial_encoder, batch))
         if config.eval_every and (done % config.eval_every == 0 or last):
-            from semantoks.embed import NetworkTokenScanEncoder
-
             features = NetworkTokenScanEncoder(self.model.teacher_encoder, self.identity, self.device).embed(batch)
             values["eval_reid_top1"] = reidentification_top1(features)
             values["eval_reid_chance"] = 1.0 / len(self.held_out)

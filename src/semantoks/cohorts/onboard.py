@@ -13,13 +13,9 @@ from semantoks.cohorts.bids_raw import BidsRun, bids_metadata, find_bids_runs
 from semantoks.cohorts.derivatives import find_preprocessed_runs, format_space, parse_space
 from semantoks.cohorts.fmriprep_versions import fmriprep_versions
 from semantoks.cohorts.onboard_cli import DEFAULT_SPACE, add_arguments
-from semantoks.cohorts.phenotype_types import guess_columns, read_participants, subject_key
+from semantoks.cohorts.onboard_report import FILL_IN, listing, phenotype_section
+from semantoks.cohorts.phenotype_types import guess_columns, read_participants
 from semantoks.errors import SemantoksError
-
-SHOWN = 10
-# a value the user must replace; the config schema refuses it, so it cannot run by accident
-FILL_IN = "FILL_IN"
-
 
 def onboard(name, phenotypes=None, derivatives=None, bids=None, participant_column="participant_id", task=None,
             space=DEFAULT_SPACE, out=None, cache_dir=None, roi=None, pattern=None, site_column=None, tr_column=None,
@@ -196,34 +192,6 @@ def _run_summary(runs, subjects, report):
 def _tr_summary(trs, no_tr, report):
     report.append("Repetition times (s): " + (", ".join(f"{tr:g} ({n} runs)" for tr, n in sorted(trs.items())) or "none"))
     listing(report, "Runs without RepetitionTime (their parcellation stops with an error until it is added)", no_tr)
-
-
-def phenotype_section(table, participant_column, subjects, guesses, path, report):
-    rows = {subject_key(label): label for label in table[participant_column].dropna()}
-    scanned = {subject_key(s): s for s in subjects}
-    report += ["", f"Phenotypes: {Path(path).resolve()} ({len(table)} rows, column {participant_column})"]
-    duplicated = table[participant_column][table[participant_column].duplicated()].dropna().unique()
-    listing(report, "Participants listed more than once", [str(d) for d in duplicated])
-    without_row = [f"sub-{s}" for k, s in sorted(scanned.items()) if k not in rows]
-    report.append(f"Matched: {len(scanned) - len(without_row)} of {len(scanned)} imaging subjects have a phenotype row "
-                  "(sub- prefix, case and leading zeros ignored)")
-    listing(report, "Subjects with scans but no phenotype row", without_row)
-    listing(report, "Phenotype rows without scans", [f"sub-{s}" for k, s in sorted(rows.items()) if k not in scanned])
-    report.append("Columns (type guessed; confirm in the YAML):")
-    width = max((len(str(g.name)) for g in guesses), default=0)
-    for guess in guesses:
-        kind = guess.type if guess.kept else "left out"
-        note = f" ({guess.reason})" if not guess.kept or "check" in guess.reason else ""
-        report.append(f"  {str(guess.name):<{width}}  {kind:<11} {guess.summary}{note}")
-
-
-def listing(report, title, items):
-    if not items:
-        return
-    report.append(f"{title}: {len(items)}")
-    report += [f"  {item}" for item in items[:SHOWN]]
-    if len(items) > SHOWN:
-        report.append(f"  ... and {len(items) - SHOWN} more")
 
 
 def _sidecar_tr(path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from semantoks.cohorts.onboard import FILL_IN, listing, phenotype_section
+from semantoks.cohorts.onboard_report import FILL_IN, listing, phenotype_section
 from semantoks.cohorts.phenotype_types import guess_columns, match_subjects, read_participants, subject_key
 from semantoks.cohorts.roi_files import read_roi_table, roi_array_shape
 from semantoks.cohorts.roi_import import find_roi_scans

@@ -7,6 +7,7 @@ upward import makes a one-line edit upstairs rerun the stages below it.
 import ast
 import fnmatch
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +214,14 @@ def test_check_config_on_the_demo_config_loads_no_torch():
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert "valid" in done.stdout and "torch" not in loaded
     assert not [m for m in loaded if fnmatch.fnmatch(m, "semantoks.model.*") and m != "semantoks.model.config"]
+
+
+def test_the_modules_the_snakefile_imports_load_no_torch():
+    statement = re.compile(r"^(?:from semantoks[\w.]* import (?:\([^)]*\)|.*)|import semantoks.*)$", re.M)
+    imports = [match.group(0) for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+               for match in statement.finditer(path.read_text())]
+    assert any("workflow_plan" in line for line in imports)
+    probe = "\n".join(["import sys", *imports, "print('torch' in sys.modules)"])
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "False"

@@ -3,8 +3,7 @@
 import dataclasses
 
 from semantoks.model.backbone import NetworkTokenEncoder
-from semantoks.model.config import PRESETS, EncoderConfig, encoder_config
-from semantoks.model.config import Preprocessing
+from semantoks.model.config import PRESETS, EncoderConfig, Preprocessing, encoder_config
 
 __all__ = ["PRESETS", "build_encoder", "as_encoder_config", "resolve_encoder_config"]
 

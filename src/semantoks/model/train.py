@@ -26,7 +26,7 @@ from semantoks.model.augment import augment_views
 from semantoks.model.checkpoint import (
     CHECKPOINT_NAME, data_identity, load_latest, parcel_network_ids, restore_rng_state, rng_state, save_checkpoint,
 )
-from semantoks.model.config import OPERATIONAL_KEYS, PretrainConfig, resolve, resolve_pretrain_config
+from semantoks.model.config import OPERATIONAL_KEYS, resolve_pretrain_config
 from semantoks.model.data import open_pretraining_data, step_seed
 from semantoks.model.encode import NetworkTokenScanEncoder
 from semantoks.model.logging import TrainingLog, progress_line

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from semantoks.dataset.keys import subject_key
 from semantoks.errors import SemantoksError
 
 PHENOTYPE_TYPES = ("binary", "categorical", "continuous")

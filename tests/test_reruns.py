@@ -23,19 +23,29 @@ CONFIG = ".test/config_reruns/config.yaml"
 # each stage with everything downstream of it in the DAG
 REPORT = {"report"}
 SUMMARY = {"probe_summary"} | REPORT
-PROBES = {"probe_phenotype"} | SUMMARY
-EMBED = {"embed"} | PROBES
-PRETRAIN = {"pretrain", "embed:model"} | PROBES
-PARTITION = {"dataset_partition", "dataset_description", "phenotypes", "pretrain", "embed", "connectivity_features"} | PROBES
+PROBE_LANGUAGE = {"probe_language"} | SUMMARY
+PROBES = {"probe_phenotype"} | PROBE_LANGUAGE
+LANGUAGE_EVAL = {"language_eval"} | REPORT
+CODES = {"codes"} | LANGUAGE_EVAL | PROBE_LANGUAGE
+ALIGN = {"align"} | CODES
+LANGUAGE = {"descriptors", "text_embed"} | ALIGN
+EMBED = {"embed"} | PROBES | ALIGN
+PRETRAIN = {"pretrain", "embed:model"} | PROBES | ALIGN
+PARTITION = {"dataset_partition", "dataset_description", "phenotypes", "pretrain", "embed", "connectivity_features"} | PROBES | LANGUAGE
 PARCELLATE = {"parcellate_run"} | PARTITION
 SIMULATE = {"simulate_subject", "simulate_cohort_files"} | PARCELLATE
 ATLAS = {"atlas", "simulate_subject"} | PARCELLATE
 
 MODULE_EDITS = {
     "src/semantoks/report/figures.py": REPORT,
-    # connectivity_features and probe_summary import the probes package, so its modules are theirs too
-    "src/semantoks/probes/estimators.py": {"connectivity_features"} | PROBES,
+    # the probes package's face is lazy: its modules belong to the rules that import them, not to every user
+    "src/semantoks/probes/estimators.py": {"language_eval"} | PROBES,
+    "src/semantoks/probes/probe.py": PROBES,
+    "src/semantoks/language/codes.py": CODES,
     "src/semantoks/model/backbone.py": {"pretrain"} | EMBED,
+    # the public API and the CLI sit above every stage: no rule imports them
+    "src/semantoks/api.py": set(),
+    "src/semantoks/cli.py": set(),
     "src/semantoks/parcellate.py": PARCELLATE,
     "src/semantoks/dataset/build.py": PARTITION,
     "src/semantoks/simulate/bold.py": SIMULATE,
@@ -49,7 +59,7 @@ CONFIG_EDITS = {
     "embed.n_crops": (("embed", "n_crops"), 2, EMBED),
     "denoise.strategy": (("denoise", "strategy"), "simple", PARCELLATE),
     "atlas.n_parcels": (("atlas", "n_parcels"), 200, ATLAS),
-    "cohorts.demo.phenotypes": (("cohorts", "demo", "phenotypes", "columns", "site"), "categorical", {"phenotypes"} | PROBES),
+    "cohorts.demo.phenotypes": (("cohorts", "demo", "phenotypes", "columns", "site"), "categorical", {"phenotypes"} | PROBES | ALIGN),
     "cohorts.demo.simulate.seed": (("cohorts", "demo", "simulate", "seed"), 2, SIMULATE),
     "fmriprep.threads": (("fmriprep", "threads"), 4, set()),
     # a training budget or checkpoint cadence changes how the model is trained, not what: nothing reruns

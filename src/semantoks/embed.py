@@ -1,7 +1,6 @@
 """The embed stage: every included scan of a dataset through a frozen encoder (model.encode), one Parquet table."""
 
 import json
-import logging
 
 import numpy as np
 import pyarrow as pa
@@ -14,8 +13,6 @@ from semantoks.model.checkpoint import build_encoder_from, check_identity, data_
 from semantoks.model.data import scan_records
 from semantoks.model.distributed import resolve_device
 from semantoks.model.encode import NetworkTokenScanEncoder, embed_scans, load_scan_encoder
-
-log = logging.getLogger(__name__)
 
 METADATA_KEY = b"semantoks"
 

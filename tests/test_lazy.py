@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import semantoks
 import semantoks.model
 import semantoks.probes
 
@@ -35,3 +36,11 @@ def test_faces_hand_out_their_public_names_and_refuse_others():
     assert "run_probes" in dir(semantoks.probes) and "coding_rate" in dir(semantoks.model)
     with pytest.raises(AttributeError, match="semantoks.probes.*no_such_name"):
         semantoks.probes.no_such_name
+
+
+def test_the_package_hands_out_load_model_without_loading_the_api_first():
+    loaded = _modules_after("import semantoks")
+    assert not {"semantoks.api", "torch"} & loaded
+    from semantoks.api import load_model
+
+    assert semantoks.load_model is load_model

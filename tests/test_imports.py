@@ -15,14 +15,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_ROOT = ROOT / "src" / "semantoks"
 
-# lowest first; a module may import its own floor and the floors below. The most specific pattern places a module.
+# lowest first; a module may import its own floor and the floors below. The most specific pattern places a module;
+# "=name" places only that module (a lazy package face sits low, so importing model.config never climbs)
 FLOORS = [
     ("foundation: no semantoks imports but these, no torch", [
         "semantoks", "semantoks.errors", "semantoks.atomic", "semantoks.digest", "semantoks.lazy",
         "semantoks.bids_names", "semantoks.health_verdict", "semantoks.provenance", "semantoks.dataset.keys",
-        "semantoks.model.config", "semantoks.cohorts.missing_values"]),
+        "semantoks.model.config", "semantoks.cohorts.missing_values", "=semantoks.model", "=semantoks.probes"]),
     ("inputs: atlases, denoising presets, cohorts, the simulator", [
         "semantoks.atlas", "semantoks.confounds", "semantoks.run_record", "semantoks.cohorts", "semantoks.simulate"]),
+    ("workflow configuration and planning (below every stage and the model: no torch)", [
+        "semantoks.config", "semantoks.config_checks", "semantoks.workflow_plan", "semantoks.rule_runner"]),
     ("data: parcellation, the Parquet dataset, phenotypes", [
         "semantoks.parcellate", "semantoks.dataset", "semantoks.phenotypes"]),
     ("model building blocks", ["semantoks.model"]),
@@ -31,8 +34,6 @@ FLOORS = [
     ("stages on embeddings and features", ["semantoks.embed", "semantoks.probes"]),
     ("language-aligned tokens", ["semantoks.language"]),
     ("the report", ["semantoks.report"]),
-    ("workflow configuration and planning", [
-        "semantoks.config", "semantoks.config_checks", "semantoks.workflow_plan", "semantoks.rule_runner"]),
     ("the public API and plugins", ["semantoks.api", "semantoks.brainmarks"]),
     ("entry points", ["semantoks.cli", "semantoks.__main__"]),
 ]
@@ -84,7 +85,8 @@ def floor_of(module):
     best = None
     for number, (_, patterns) in enumerate(FLOORS):
         for pattern in patterns:
-            if module == pattern or (pattern != "semantoks" and module.startswith(pattern + ".")):
+            exact = pattern.startswith("=")
+            if module == pattern.lstrip("=") or (not exact and pattern != "semantoks" and module.startswith(pattern + ".")):
                 if best is None or len(pattern) > len(best[1]):
                     best = (number, pattern)
     return None if best is None else best[0]

@@ -1,9 +1,11 @@
 """Are the simulated cohort's planted effects recoverable from scan-level features after the workflow's denoising?
 
 Simulates the cohort (default: the demo's 48 subjects, seed 0, 6 mm), parcellates every run with the
-configured denoising preset (z-scored parcels), and probes diagnosis, sex, age and score with the
+configured denoising preset (z-scored parcels), and probes diagnosis, sex, age, score and state_order with the
 project's probes on: per-network dynamics (lag-1 autocorrelation, slow-power fraction; what a tokenizer
-that sees each network's time course can pick up), network-level FC, and both fused.
+that sees each network's time course can pick up), network-level FC, both fused, parcel FC, the spectral
+baseline `spectra` (per-network ALFF, fALFF, lag-1 autocorrelation, log-PSD bins, 1/f slope), `fc+spectra`,
+and the positive control for state_order: the coupling-order asymmetry of the SomMot-Limbic pair.
 
     python benchmarks/simulated_effects.py --out /tmp/simulated_effects [--n-subjects 48] [--strategy scrubbing] [--override motion=full]
 """
@@ -16,15 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from scipy.signal import welch
 
 from semantoks.atlas import AtlasSpec, load_atlas
 from semantoks.confounds import resolve_strategy
+from semantoks.language.measures import FALFF_BAND, MIN_FRAMES
+from semantoks.language.measures import dynamics as language_dynamics
 from semantoks.parcellate import parcellate_run
-from semantoks.probes import network_connectivity_features, probe_phenotype
+from semantoks.probes import connectivity_features, network_connectivity_features, probe_phenotype
 from semantoks.simulate import derivative_paths, participants_frame, plan_cohort, simulate_cohort
-from semantoks.simulate.dynamics import network_dynamics
+from semantoks.simulate.dynamics import coupling_order_asymmetry, network_dynamics
 
-PHENOTYPES = {"diagnosis": "binary", "sex": "binary", "age": "continuous", "score": "continuous"}
+PHENOTYPES = {"diagnosis": "binary", "sex": "binary", "age": "continuous", "score": "continuous",
+              "state_order": "binary"}
 
 
 def main():
@@ -49,7 +55,8 @@ def main():
     if args.low_pass:
         overrides["low_pass"] = args.low_pass
     strategy = resolve_strategy(args.strategy, overrides)
-    scans, dynamics = [], []
+    scans, dynamics, spectra, order = [], [], [], []
+    pair = plan.params.state_networks
     for run in plan.runs:
         paths = derivative_paths(root, run)
         out = args.out / f"timeseries_{args.strategy}_{args.low_pass}_{'_'.join(args.override)}" / f"{run.scan_id}.parquet"
@@ -64,10 +71,17 @@ def main():
         scans.append(scan)
         measured = network_dynamics(data, networks, run.tr, frames=table["frame"].to_numpy())
         dynamics.append([value for network in dict.fromkeys(networks) for value in measured[network]])
+        means = {network: data[:, np.asarray(networks) == network].mean(axis=1) for network in dict.fromkeys(networks)}
+        spectra.append([value for series in means.values() for value in spectral_measures(series, run.tr)])
+        order.append([coupling_order_asymmetry(means[pair[0]], means[pair[1]], run.tr)])
     meta, fc = network_connectivity_features(scans, networks)
-    dyn = np.asarray(dynamics)
+    parcel_meta, parcel_fc = connectivity_features(scans)
+    assert parcel_meta.equals(meta)
+    dyn, spec = np.asarray(dynamics), np.asarray(spectra)
     phenotypes = participants_frame(plan).assign(subject=lambda f: f["participant_id"].str[4:], cohort="sim")
-    feature_sets = {"dynamics": (meta, dyn), "network_fc": (meta, fc), "dynamics_and_network_fc": (meta, np.hstack([dyn, fc]))}
+    feature_sets = {"dynamics": (meta, dyn), "network_fc": (meta, fc), "dynamics_and_network_fc": (meta, np.hstack([dyn, fc])),
+                    "fc": (meta, parcel_fc), "spectra": (meta, spec), "fc+spectra": (meta, np.hstack([parcel_fc, spec])),
+                    "coupling_order": (meta, np.asarray(order))}
     rows = []
     for name, kind in PHENOTYPES.items():
         record = probe_phenotype(feature_sets, phenotypes, name, {"type": kind, "source": name},
@@ -82,6 +96,28 @@ def main():
     print(table.to_string(index=False))
     table.to_csv(args.out / "simulated_effects.tsv", sep="\t", index=False)
     (args.out / "settings.json").write_text(json.dumps(vars(args), default=str))
+
+
+def spectral_measures(series, tr):
+    """ALFF, fALFF, lag-1 autocorrelation, four log-PSD bins and the 1/f slope of one network-mean series."""
+    try:  # the shared `dynamics` feature set, once it exists
+        from semantoks.features.dynamics import series_dynamics
+        return list(series_dynamics(series, tr).values())
+    except ImportError:
+        return _measures_from_language(series, tr)
+
+
+def _measures_from_language(series, tr):
+    """The same measures from the language descriptors' functions (before `semantoks.features` existed)."""
+    frequencies, power = welch(series - series.mean(), fs=1.0 / tr, nperseg=max(MIN_FRAMES, len(series) // 2))
+    fft_freqs, amplitude = np.fft.rfftfreq(len(series), d=tr), np.abs(np.fft.rfft(series - series.mean()))
+    edges = np.geomspace(0.01, 0.15, 5)
+    bins = [np.log10(power[(frequencies >= lo) & (frequencies < hi)].mean()) for lo, hi in zip(edges[:-1], edges[1:])]
+    inside = (frequencies >= edges[0]) & (frequencies <= edges[-1])
+    slope = np.polyfit(np.log10(frequencies[inside]), np.log10(power[inside]), 1)[0]
+    alff = amplitude[(fft_freqs >= FALFF_BAND[0]) & (fft_freqs <= FALFF_BAND[1])].mean()
+    measured = language_dynamics(series, tr)
+    return [alff, measured["falff"], measured["autocorr"], *bins, slope]
 
 
 class Scan:

@@ -1,4 +1,4 @@
-"""Glue for Snakemake rule scripts: log to the rule's log file, hold to the rule's threads, turn user errors into one line."""
+"""Glue for Snakemake rule scripts: log to the rule's log file, hold to its threads, turn user errors into one line."""
 
 import contextlib
 import logging

@@ -12,7 +12,7 @@ from snakemake import __version__ as SNAKEMAKE_VERSION
 from snakemake.scheduling.job_scheduler import JobScheduler
 from semantoks.snakemake_threads import reserve_lone_jobs
 
-# Snakemake 9.10-9.16 run more threads than --cores without it (docs/design.md, benchmarks/RESULTS.md)
+# Snakemake 9.10-9.16 run more threads than --cores without it (benchmarks/RESULTS.md, "Threads within --cores")
 reserve_lone_jobs(JobScheduler, SNAKEMAKE_VERSION)
 
 from semantoks.bids_names import xcpd_paths

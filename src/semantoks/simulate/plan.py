@@ -13,7 +13,7 @@ TASK = "rest"
 DIAGNOSES = ("control", "patient")
 SEXES = ("M", "F")
 SITES = ("A", "B")
-# stream ids keep the random draws of plan, subject, anatomy, run and dynamics independent of each other
+# stream ids keep the draws of plan, subject, anatomy, run, dynamics and coupling states independent of each other
 PLAN_STREAM, SUBJECT_STREAM, RUN_STREAM, ANATOMY_STREAM, DYNAMICS_STREAM, STATE_STREAM = 0, 1, 2, 3, 4, 5
 
 

@@ -444,3 +444,13 @@ def test_switching_couples_only_the_state_pair_and_keeps_every_other_series():
     np.testing.assert_allclose(unswitched, signals.network_latents(
         np.random.default_rng(0), run.n_volumes, run.tr, subject.coupling, subject.amplitude, plan.params.band_hz,
         subject.exponent), atol=1e-12)
+
+
+def test_state_estimates_count_forward_steps_and_time_reversal_flips_the_order_statistic():
+    sawtooth = np.array([2, 2, 2, 1, 2, 1, 1, 1, 0, 0, 0, 2, 2, 2, 1, 1, 1])
+    assert state_transitions(sawtooth, min_dwell=2) == (4, 0, len(sawtooth) / 5)
+    assert state_transitions(sawtooth[::-1], min_dwell=2)[:2] == (0, 4)
+    rng = np.random.default_rng(0)
+    first, second = band_limited(rng, 200, 2, 2.0, 0.01, 0.1).T
+    forward = coupling_order_asymmetry(first, second, 2.0)
+    assert coupling_order_asymmetry(first[::-1], second[::-1], 2.0) == pytest.approx(-forward)

@@ -3,6 +3,7 @@
 Both measures are scale-free, so they survive per-parcel z-scoring: the lag-1 autocorrelation of
 each network's mean series (pairs of consecutive kept frames only, so censoring gaps are not
 bridged) and the share of its 0.01-0.1 Hz periodogram power below the band's geometric centre.
+The sliding-window coupling measures read the planted `state_order` effect (simulate/states.py).
 """
 
 import numpy as np

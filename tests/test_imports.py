@@ -25,7 +25,8 @@ FLOORS = [
     ("inputs: atlases, denoising presets, cohorts, the simulator", [
         "semantoks.atlas", "semantoks.confounds", "semantoks.run_record", "semantoks.cohorts", "semantoks.simulate"]),
     ("workflow configuration and planning (below every stage and the model: no torch)", [
-        "semantoks.config", "semantoks.config_checks", "semantoks.workflow_plan", "semantoks.rule_runner"]),
+        "semantoks.config", "semantoks.config_checks", "semantoks.workflow_plan", "semantoks.rule_runner",
+        "semantoks.snakemake_threads"]),
     ("data: parcellation, the Parquet dataset, phenotypes", [
         "semantoks.parcellate", "semantoks.dataset", "semantoks.phenotypes"]),
     ("model building blocks", ["semantoks.model"]),

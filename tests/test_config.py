@@ -12,6 +12,7 @@ from semantoks.config import load_config, read_config_file, validate_config
 from semantoks.provenance import config_hash
 from semantoks.config_checks import PHENOTYPE_NAME
 from semantoks.errors import SemantoksError
+from semantoks.features.registry import DEFAULT_FEATURE_SETS
 
 MINIMAL = {"cohorts": {"demo": {"source": "simulated"}}}
 
@@ -27,7 +28,7 @@ def test_defaults_fill_nested_cohort_entries():
     config = validate_config(MINIMAL)
     assert config["cohorts"]["demo"]["simulate"] == {"n_subjects": 48, "seed": 0, "resolution_mm": 6}
     assert config["atlas"]["n_parcels"] == 100
-    assert config["probe"]["feature_sets"] == ["model", "random_init", "fc", "network_fc"]
+    assert config["probe"]["feature_sets"] == list(DEFAULT_FEATURE_SETS)
 
 
 @pytest.mark.parametrize(

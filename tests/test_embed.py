@@ -9,7 +9,8 @@ import pytest
 import torch
 from test_pretrain import ATLAS, simulate_scans, tiny_config, toy_labels, write_dataset
 
-from semantoks.embed import embed_dataset, embed_scans, read_embeddings
+from semantoks.embed import embed_dataset, embed_scans
+from semantoks.features.table import read_feature_table
 from semantoks.errors import SemantoksError
 from semantoks.model.checkpoint import checkpoint_sha256
 from semantoks.model.data import Preprocessing, crop, preprocess_scan, embedding_crop_starts
@@ -48,9 +49,9 @@ def test_embeddings_are_one_2d_row_per_scan_and_deterministic(trained):
     record = json.loads(table.schema.metadata[b"semantoks"])
     assert record["checkpoint_sha256"] == checkpoint_sha256(checkpoint)
     assert record["atlas_id"] == ATLAS and record["preprocessing"]["window"] == 100 and record["n_crops"] == 4
-    frame, stored = read_embeddings(root / "first.parquet")
+    frame, stored_matrix, stored = read_feature_table(root / "first.parquet")
     assert stored == record and frame["scan_id"].tolist() == first["scan_id"].tolist()
-    np.testing.assert_array_equal(np.stack(frame["embedding"]), matrix)
+    np.testing.assert_array_equal(stored_matrix, matrix)
 
 
 def test_random_init_control_is_seeded(trained):

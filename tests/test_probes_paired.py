@@ -92,8 +92,8 @@ def test_split_basis_gives_every_block_of_a_fused_set_the_same_total_variance():
 
 
 def test_fused_set_registry_names_its_files_and_matches_the_schema(repo_root):
-    assert feature_files(["fc", "model+network_fc", "model"]) == ["fc", "model", "network_fc"]
-    assert probed_feature_sets(["model", "fc", "model+network_fc"], pretrain_enabled=False) == ["fc"]
+    assert feature_files(["fc", "model+network_fc", "model", "fc+dynamics"]) == ["fc", "model", "network_fc", "dynamics"]
+    assert probed_feature_sets(["model", "fc", "model+network_fc", "fc+dynamics"], pretrain_enabled=False) == ["fc", "fc+dynamics"]
     with pytest.raises(SemantoksError, match="probe.feature_sets"):
         feature_files(["model+fc"])
     schema = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -151,7 +151,7 @@ def test_the_documented_fused_set_config_validates_and_probes_the_fused_set(repo
     config = validate_config({"cohorts": {"demo": {"source": "simulated"}}, **snippet}, source="docs/probes.md")
     names = config["probe"]["feature_sets"]
     assert "model+network_fc" in probed_feature_sets(names, pretrain_enabled=True)
-    assert feature_files(names) == ["model", "random_init", "fc", "network_fc"]
+    assert feature_files(names) == ["model", "random_init", "fc", "network_fc", "tangent_fc", "dynamics"]
 
 
 def test_language_feature_sets_are_the_aligned_projections_and_the_codes_of_k():

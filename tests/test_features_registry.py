@@ -44,3 +44,15 @@ def test_rules_wildcards_and_baselines_come_from_the_registry(repo_root):
         assert entry.rule or all(FEATURE_SETS[part].rule for part in entry.parts)
         assert not entry.per_seed or entry.needs_model
     assert all("/" not in name and " " not in name for name in FEATURE_SETS)
+
+
+def test_the_documented_table_command_prints_the_table(repo_root):
+    import subprocess
+    import sys
+
+    text = (repo_root / "docs" / "probes.md").read_text()
+    command = re.search(r'`(python -c "from semantoks.features.registry import docs_table; [^`]*)`', text).group(1)
+    # as typed, with this interpreter for `python`
+    done = subprocess.run(command.replace("python", sys.executable, 1), shell=True, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == docs_table()

@@ -195,3 +195,24 @@ def test_language_sets_on_other_subjects_than_the_main_record_are_one_line(tmp_p
         probe_phenotype({"codes_8": (meta.iloc[5:], model[5:])}, phenotypes, "level", spec, n_repeats=3,
                         n_permutations=2, reference=main)
     assert "\n" not in str(error.value)
+
+
+def test_split_features_fit_tangent_fc_on_the_training_rows_and_fold_fused_blocks_part_by_part():
+    from semantoks.features.connectivity import covariance_vector, tangent_fold
+    from semantoks.probes.fusion import split_features
+
+    rng = np.random.default_rng(0)
+    rows = np.array([covariance_vector(rng.normal(size=(60, 4)) @ rng.normal(size=(4, 4))) for _ in range(10)])
+    train, test, blocks = split_features("tangent_fc", rows[:7], rows[7:])
+    expected = tangent_fold(rows[:7], rows[7:])
+    np.testing.assert_array_equal(train, expected[0])
+    np.testing.assert_array_equal(test, expected[1])
+    other = rows.copy()
+    other[7:] = rows[7:][::-1] * 2.0
+    np.testing.assert_array_equal(split_features("tangent_fc", other[:7], other[7:])[0], train)
+    static = rng.normal(size=(10, 3))
+    fused = np.hstack([static, static * 2])
+    train, test, blocks = split_features("fc+dynamics", fused[:7], fused[7:], [3, 3])
+    np.testing.assert_array_equal(train, fused[:7])
+    np.testing.assert_array_equal(test, fused[7:])
+    assert blocks == [3, 3]

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 from semantoks.atlas import AtlasSpec, load_atlas
 from semantoks.confounds import resolve_strategy
 from semantoks.parcellate import parcellate_run
-from semantoks.probes import network_connectivity_features, probe_phenotype
+from semantoks.features.registry import compute_feature_table
+from semantoks.probes import probe_phenotype
 from semantoks.simulate import derivative_paths, participants_frame, plan_cohort, simulate_cohort
 from semantoks.simulate.dynamics import network_dynamics
 
@@ -60,11 +61,11 @@ def main():
             continue
         table = pq.read_table(out).to_pandas()
         data = table.drop(columns="frame").to_numpy()
-        scan = Scan(run.scan_id, run.subject, data)
+        scan = Scan(run.scan_id, run.subject, data, run.tr)
         scans.append(scan)
         measured = network_dynamics(data, networks, run.tr, frames=table["frame"].to_numpy())
         dynamics.append([value for network in dict.fromkeys(networks) for value in measured[network]])
-    meta, fc = network_connectivity_features(scans, networks)
+    meta, fc = compute_feature_table("network_fc", scans, networks, list(dict.fromkeys(networks)))
     dyn = np.asarray(dynamics)
     phenotypes = participants_frame(plan).assign(subject=lambda f: f["participant_id"].str[4:], cohort="sim")
     feature_sets = {"dynamics": (meta, dyn), "network_fc": (meta, fc), "dynamics_and_network_fc": (meta, np.hstack([dyn, fc]))}
@@ -87,8 +88,8 @@ def main():
 class Scan:
     """The fields of a dataset scan the connectivity features read."""
 
-    def __init__(self, scan_id, subject, data):
-        self.cohort, self.scan_id, self.subject, self.session, self.data = "sim", scan_id, subject, None, data
+    def __init__(self, scan_id, subject, data, tr):
+        self.cohort, self.scan_id, self.subject, self.session, self.data, self.tr = "sim", scan_id, subject, None, data, tr
 
 
 if __name__ == "__main__":

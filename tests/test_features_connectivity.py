@@ -22,7 +22,7 @@ def test_fc_is_fisher_z_of_pearson_with_nan_parcels_at_zero():
     data = rng.normal(size=(80, 5))
     data[:, 1] += data[:, 0]
     data[:, 3] = np.nan
-    meta, X = compute_feature_table("fc", [scan(data)], ["A"] * 5)
+    meta, X = compute_feature_table("fc", [scan(data)], ["A"] * 5, ["A"])
     z = np.zeros((5, 5))
     z[np.ix_([0, 1, 2, 4], [0, 1, 2, 4])] = np.arctanh(np.corrcoef(data[:, [0, 1, 2, 4]].T) - np.eye(4))
     np.testing.assert_allclose(X[0], z[np.triu_indices(5, k=1)], rtol=1e-5)
@@ -35,11 +35,11 @@ def test_network_fc_averages_defined_edges_within_and_between_networks():
     data = rng.normal(size=(60, 6))
     data[:, 5] = np.nan
     networks = ["Vis", "Vis", "Vis", "DMN", "DMN", "DMN"]
-    _, X = compute_feature_table("network_fc", [scan(data)], networks)
+    _, X = compute_feature_table("network_fc", [scan(data)], networks, ["Vis", "DMN"])
     z = np.arctanh(np.corrcoef(data[:, :5].T) - np.eye(5))
     np.testing.assert_allclose(X[0], [np.mean([z[0, 1], z[0, 2], z[1, 2]]), z[:3, 3:5].mean(), z[3, 4]], rtol=1e-5)
     with pytest.raises(SemantoksError, match="parcels"):
-        compute_feature_table("network_fc", [scan(data)], networks[:4])
+        compute_feature_table("network_fc", [scan(data)], networks[:4], ["Vis", "DMN"])
 
 
 def test_network_means_are_nan_for_a_block_without_a_defined_edge():

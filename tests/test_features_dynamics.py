@@ -50,14 +50,14 @@ def test_network_rows_follow_the_names_and_a_network_without_signal_is_nan():
     rng = np.random.default_rng(1)
     data = rng.normal(size=(150, 4))
     data[:, 3] = np.nan
-    row = dynamics.network_dynamics(data, 2.0, ["A", "A", "B", "B"])
+    row = dynamics.network_dynamics(data, 2.0, ["A", "A", "B", "B"], ["A", "B"])
     names = dynamics.network_dynamics_names(["A", "B"])
     assert len(row) == len(names) == 2 * len(dynamics.MEASURES)
     expected = dynamics.series_dynamics(data[:, :2].mean(axis=1), 2.0)
     np.testing.assert_allclose(row[: len(dynamics.MEASURES)], [expected[m] for m in dynamics.MEASURES])
     assert np.isfinite(row[len(dynamics.MEASURES):]).all()  # B keeps its one usable parcel
     data[:, 2] = np.nan
-    assert np.isnan(dynamics.network_dynamics(data, 2.0, ["A", "A", "B", "B"])[len(dynamics.MEASURES):]).all()
+    assert np.isnan(dynamics.network_dynamics(data, 2.0, ["A", "A", "B", "B"], ["A", "B"])[len(dynamics.MEASURES):]).all()
 
 
 def test_language_descriptors_use_the_same_falff_and_autocorrelation():

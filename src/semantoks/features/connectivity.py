@@ -20,11 +20,6 @@ from semantoks.errors import SemantoksError
 R_CLIP = 0.999999
 
 
-def network_order(parcel_network):
-    """Networks in order of first appearance in the atlas' parcel list."""
-    return list(dict.fromkeys(parcel_network))
-
-
 def network_membership(parcel_network, networks):
     """[n_networks, n_parcels] 0/1 matrix: row n marks the parcels of networks[n]."""
     return np.array([[net == name for net in parcel_network] for name in networks], dtype=np.float64)

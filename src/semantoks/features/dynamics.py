@@ -7,7 +7,7 @@ Bands are in Hz, so scans of different TRs share the same columns.
 import numpy as np
 from scipy.signal import welch
 
-from semantoks.features.connectivity import network_membership, network_order, usable_parcels
+from semantoks.features.connectivity import network_membership, usable_parcels
 
 MIN_FRAMES = 20
 ALFF_BAND = (0.01, 0.08)  # the classic fALFF band (Zou et al. 2008)
@@ -82,20 +82,19 @@ def series_dynamics(series, tr):
     return dict(zip(MEASURES, map(float, values)))
 
 
-def network_series(data, parcel_network, networks=None):
+def network_series(data, parcel_network, networks):
     """{network: mean series over its usable parcels, or None when it has none}."""
     data = np.asarray(data, dtype=np.float64)
-    networks = networks or network_order(parcel_network)
     member = network_membership(parcel_network, networks) > 0
     usable = usable_parcels(data)
     return {name: data[:, row & usable].mean(axis=1) if (row & usable).any() else None
             for name, row in zip(networks, member)}
 
 
-def network_dynamics(data, tr, parcel_network):
+def network_dynamics(data, tr, parcel_network, networks):
     """Feature row of one scan: every measure of every network-mean series (NaN for a network without signal)."""
     row = []
-    for series in network_series(data, parcel_network).values():
+    for series in network_series(data, parcel_network, networks).values():
         found = series_dynamics(series, tr) if series is not None else dict.fromkeys(MEASURES, np.nan)
         row += [found[name] for name in MEASURES]
     return np.asarray(row, dtype=np.float64)

@@ -20,7 +20,7 @@ class FeatureSet:
     """One probe feature set.
 
     `rule` writes its file `features/<name>.parquet` (None: fused, built in the probe from `parts`);
-    `row(data, tr, parcel_network)` computes one scan's stored row for the static tables; `fold(train, test)`
+    `row(data, tr, parcel_network, networks)` computes one scan's stored row for the static tables; `fold(train, test)`
     turns stored rows into features with statistics fitted on a split's training scans only; `baseline`
     marks the sets every other set is paired against; `needs_model` the sets that need pretraining;
     `per_seed` the model-derived sets that are made once per pretraining seed.
@@ -42,21 +42,20 @@ class FeatureSet:
         return self.parts or (self.name,)
 
 
-def _full_fc(data, tr, parcel_network):
+def _full_fc(data, tr, parcel_network, networks):
     return connectivity.full_fc(data)
 
 
-def _network_fc(data, tr, parcel_network):
-    networks = connectivity.network_order(parcel_network)
+def _network_fc(data, tr, parcel_network, networks):
     return connectivity.network_fc(data, connectivity.network_membership(parcel_network, networks))
 
 
-def _covariance(data, tr, parcel_network):
+def _covariance(data, tr, parcel_network, networks):
     return connectivity.covariance_vector(data)
 
 
-def _dynamics(data, tr, parcel_network):
-    return dynamics.network_dynamics(data, tr, parcel_network)
+def _dynamics(data, tr, parcel_network, networks):
+    return dynamics.network_dynamics(data, tr, parcel_network, networks)
 
 
 FEATURE_SETS = {entry.name: entry for entry in (
@@ -114,15 +113,16 @@ def fold_features(name, X_train, X_test):
     return fold(X_train, X_test) if fold else (X_train, X_test)
 
 
-def compute_feature_table(name, scans, parcel_network):
-    """(meta, X) of a static set over dataset scans: one row per scan, from the entry's `row` function."""
+def compute_feature_table(name, scans, parcel_network, networks):
+    """(meta, X) of a static set over dataset scans (`parcel_network` per parcel, `networks` in the atlas' order):
+    one row per scan, from the entry's `row` function."""
     entry = feature_set(name)
     if entry.row is None:
         raise SemantoksError(f"feature set {name!r} is not computed from time series; its rule is {entry.rule}.")
     meta, rows = [], []
     for scan in scans:
         connectivity.check_parcels(scan, len(parcel_network))
-        rows.append(entry.row(scan.data, scan.tr, parcel_network))
+        rows.append(entry.row(scan.data, scan.tr, parcel_network, networks))
         meta.append({"cohort": scan.cohort, "scan_id": scan.scan_id, "subject": scan.subject, "session": scan.session})
     frame = pd.DataFrame(meta, columns=["cohort", "scan_id", "subject", "session"])
     width = len(rows[0]) if rows else 0

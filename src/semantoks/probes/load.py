@@ -13,8 +13,9 @@ def static_feature_set(dataset_root, atlas_id, name, cohorts=None):
     """A registry set computed from time series (`fc`, `network_fc`, `tangent_fc`, `dynamics`) for every included
     scan: (meta, X)."""
     scans = iter_scans(dataset_root, atlas_id, cohorts=cohorts, columns=("timeseries",))
-    parcel_network = [label["network"] for label in read_atlas_metadata(dataset_root, atlas_id)["labels"]]
-    return compute_feature_table(name, scans, parcel_network)
+    metadata = read_atlas_metadata(dataset_root, atlas_id)
+    parcel_network = [label["network"] for label in metadata["labels"]]
+    return compute_feature_table(name, scans, parcel_network, list(metadata["networks"]))
 
 
 def load_feature_sets(paths):

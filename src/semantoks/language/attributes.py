@@ -44,7 +44,8 @@ def attribute_probes(z, names, train, feature_sets, n_null=5, seed=0, subjects=N
     if not usable or train.sum() < 2 or test.sum() < 2:
         return {"bands": list(BANDS), "per_family": {}, "n_descriptors": 0}
     labels = bands[:, usable]
-    shuffled = subject_label_shuffles(labels[train], None if subjects is None else np.asarray(subjects)[train], n_null, seed)
+    train_subjects = None if subjects is None else np.asarray(subjects)[train]
+    shuffled = subject_label_shuffles(labels[train], train_subjects, n_null, seed)
     Y = np.concatenate([labels[train], *shuffled], axis=1)
     majority = np.array([_majority_score(labels[train, j], labels[test, j]) for j in range(len(usable))])
     family = np.array([names[j].split(".", 1)[0] for j in usable])

@@ -1,4 +1,4 @@
-"""Connectivity features against hand-computed values: Fisher-z FC, network means, tangent FC fitted on training scans."""
+"""Connectivity features against hand-computed values: Fisher-z FC, network means, tangent FC on training scans."""
 
 from types import SimpleNamespace
 

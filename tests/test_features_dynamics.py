@@ -57,7 +57,8 @@ def test_network_rows_follow_the_names_and_a_network_without_signal_is_nan():
     np.testing.assert_allclose(row[: len(dynamics.MEASURES)], [expected[m] for m in dynamics.MEASURES])
     assert np.isfinite(row[len(dynamics.MEASURES):]).all()  # B keeps its one usable parcel
     data[:, 2] = np.nan
-    assert np.isnan(dynamics.network_dynamics(data, 2.0, ["A", "A", "B", "B"], ["A", "B"])[len(dynamics.MEASURES):]).all()
+    row = dynamics.network_dynamics(data, 2.0, ["A", "A", "B", "B"], ["A", "B"])
+    assert np.isnan(row[len(dynamics.MEASURES):]).all()
 
 
 def test_language_descriptors_use_the_same_falff_and_autocorrelation():

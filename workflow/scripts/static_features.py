@@ -6,4 +6,5 @@ with rule_script(snakemake):
     name = snakemake.wildcards.feature_set
     meta, features = static_feature_set(snakemake.params.dataset, snakemake.params.atlas_id, name,
                                         list(snakemake.params.cohorts))
-    write_feature_table(snakemake.output[0], meta, features, {"feature_set": name, "atlas_id": snakemake.params.atlas_id})
+    record = {"feature_set": name, "atlas_id": snakemake.params.atlas_id}
+    write_feature_table(snakemake.output[0], meta, features, record)

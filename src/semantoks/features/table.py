@@ -43,7 +43,8 @@ def read_feature_table(path):
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as error:
-        raise SemantoksError(f"{path}: not a readable feature table ({str(error).splitlines()[0]}); {REWRITE}.") from None
+        reason = str(error).splitlines()[0]
+        raise SemantoksError(f"{path}: not a readable feature table ({reason}); {REWRITE}.") from None
     missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
     if missing:
         raise SemantoksError(f"{path}: lacks column(s) {', '.join(missing)}; {REWRITE}.")

@@ -92,8 +92,8 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
     descriptors_parquet = Path(descriptor_dir) / "descriptors.parquet"
     z = _on_keys(*_descriptor_table(descriptors_parquet, reference), keys) if descriptors_parquet.is_file() else None
     if z is not None:
-        results["attribute_probes"] = attribute_probes(z, reference.names, train, sets, seed=seed,
-                                                       subjects=[subject_key(c, s) for c, s in zip(meta["cohort"], meta["subject"])])
+        subjects = [subject_key(c, s) for c, s in zip(meta["cohort"], meta["subject"])]
+        results["attribute_probes"] = attribute_probes(z, reference.names, train, sets, seed=seed, subjects=subjects)
         for family, by_set in results["attribute_probes"]["per_family"].items():
             for set_name, scores in by_set.items():
                 rows.append({"analysis": "attribute_probes", "level": family, "method": set_name,

@@ -1,4 +1,4 @@
-"""The probe's view of the feature-set registry, and fused sets: file-level sets side by side, each block weighted equally.
+"""The probe's view of the feature-set registry; fused sets: file-level sets side by side, blocks weighted equally.
 
 A fused set `a+b` is never written to disk: the probe concatenates the aligned blocks per scan, and
 each split's `SplitBasis` standardises every column on that split's training scans and divides it

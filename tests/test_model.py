@@ -170,6 +170,35 @@ def test_slice_mask_is_deterministic_and_mixes_networks_and_patches():
     assert grid.all(dim=2).any(dim=1).any() and grid.all(dim=1).any(dim=1).any()
 
 
+@pytest.mark.parametrize("n_networks,n_patches", [(9, 5), (7, 5), (17, 8)])
+def test_exclusive_slice_mask_hides_a_time_block_or_whole_networks_never_both(n_networks, n_patches):
+    from semantoks.model.masking import exclusive_slice_mask
+    batch = 400
+    generator = torch.Generator().manual_seed(3)
+    token_valid = torch.ones(batch, n_networks, n_patches, dtype=torch.bool)
+    token_valid[::4, 1] = False
+    token_valid = token_valid.flatten(1)
+    mask = exclusive_slice_mask(token_valid, n_networks, n_patches, generator)
+    assert torch.equal(mask, exclusive_slice_mask(token_valid, n_networks, n_patches, torch.Generator().manual_seed(3)))
+    assert not (mask & ~token_valid).any()
+    grid, valid = mask.reshape(batch, n_networks, n_patches), token_valid.reshape(batch, n_networks, n_patches)
+    networks_hit, patches_hit = grid.any(dim=2), grid.any(dim=1)
+    # a time block: every valid network hidden over contiguous patches; networks: all of their valid patches
+    time_block = ((grid == (valid & patches_hit[:, None, :])).all(dim=(1, 2))
+                  & (networks_hit == valid.any(dim=2)).all(dim=1))
+    whole_networks = (grid == (valid & networks_hit[:, :, None])).all(dim=(1, 2)) & ~time_block
+    assert (time_block | whole_networks).all()
+    first, last = patches_hit.float().argmax(1), n_patches - 1 - patches_hit.flip(1).float().argmax(1)
+    blocks = patches_hit.sum(1)
+    assert (blocks[time_block] == (last - first + 1)[time_block]).all()
+    assert blocks[time_block].min() >= round(0.6 * n_patches) and blocks[time_block].max() <= round(0.8 * n_patches)
+    full_rows = valid.all(dim=2).all(dim=1)
+    counts = networks_hit.sum(1)[whole_networks & full_rows]
+    assert counts.min() >= round(5 / 9 * n_networks) and counts.max() <= round(6 / 9 * n_networks)
+    assert 0.35 < time_block.float().mean() < 0.65
+    assert (mask.sum(1) < token_valid.sum(1)).all()
+
+
 def tiny_model(seed=0):
     torch.manual_seed(seed)
     parcel_network = interleaved_networks()

@@ -13,6 +13,18 @@ from semantoks.errors import SemantoksError
 from semantoks.model.augment import Augmentations
 from semantoks.model.data import Preprocessing
 
+# the recipe's named choices (the reference's first): coding-rate expansion "reference" as Brain-Semantoks/SimDINO
+# (on the student-teacher mean, scale p/(m eps), times gamma) or "student" (student only, d/(n eps^2), / d)
+EXPANSION_MODES = ("reference", "student")
+MASKERS = ("exclusive", "mixed")
+LONG_BRANCHES = ("structured", "depthwise")
+TOKENIZER_NORMS = ("per_network", "shared")
+
+
+def _check_choice(where, value, choices):
+    if value not in choices:
+        raise SemantoksError(f"config.yaml: {where} {value!r} is not one of {', '.join(choices)}; pick one of them.")
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -26,9 +38,18 @@ class EncoderConfig:
     drop_path: float = 0.0
     short_kernel: int = 3
     long_kernels: tuple = (5, 9, 15)
+    # the reference's tokenizer; "depthwise" / "shared" are the project's first recipe (long_kernels then apply)
+    long_branch: str = "structured"
+    long_filters: int = 3
+    long_sub_kernel: int = 4
+    long_scales: int = 3
+    long_decay: float = 2.0
+    tokenizer_norm: str = "per_network"
 
     def __post_init__(self):
         object.__setattr__(self, "long_kernels", tuple(int(k) for k in self.long_kernels))
+        _check_choice("pretrain model long_branch", self.long_branch, LONG_BRANCHES)
+        _check_choice("pretrain model tokenizer_norm", self.tokenizer_norm, TOKENIZER_NORMS)
         if self.dim % self.heads:
             raise SemantoksError(f"config.yaml: model dim {self.dim} is not divisible by heads {self.heads}; "
                                  "change one of them.")
@@ -44,8 +65,18 @@ class LossConfig:
     eps: float = 0.05
     expansion_weight: float = 1.0
     gather_distributed: bool = True
+    # "reference": the Brain-Semantoks/SimDINO coding rate; "student": the first recipe's (losses.EXPANSION_MODES)
+    expansion: str = "reference"
+    # the reference's TTR subtracts the coding-rate expansion of the network tokens; False: compression only
+    ttr_expansion: bool = True
+    # "exclusive": a time block or whole networks per view (reference); "mixed": slices to a ratio (first recipe)
+    masker: str = "exclusive"
     mask_ratio_min: float = 0.65
     mask_ratio_max: float = 0.85
+
+    def __post_init__(self):
+        _check_choice("pretrain loss expansion", self.expansion, EXPANSION_MODES)
+        _check_choice("pretrain loss masker", self.masker, MASKERS)
 
 
 TTR_MODES = ("curriculum", "off", "always")
@@ -59,7 +90,7 @@ class ScheduleConfig:
 
     base_lr: float = 7e-4
     min_lr: float = 1e-6
-    warmup_fraction: float = 0.1
+    warmup_fraction: float = 0.03
     weight_decay: float = 0.05
     weight_decay_end: float = 0.3
     momentum: float = 0.99
@@ -67,7 +98,7 @@ class ScheduleConfig:
     ttr_weight: float = 0.5
     ttr: str = "curriculum"
     ttr_fraction: float = 0.05
-    mtm_weight: float = 1.0
+    mtm_weight: float = 0.5
 
     def __post_init__(self):
         if self.ttr not in TTR_MODES:

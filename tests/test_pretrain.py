@@ -539,7 +539,7 @@ PRETRAIN_COHORTS = ["A", "B"]
 PARTITION = "data/timeseries/atlas=" + ATLAS_ID + "/cohort={{cohort}}/part-0.parquet"
 MODEL_DIR = "model"
 CHECKPOINT = MODEL_DIR + "/checkpoint.pt"
-from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
+from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.provenance import canonical
 def script_code(name):
     return "test"
@@ -557,7 +557,8 @@ def snakemake_workdir(path, repo_root, strategy=STRATEGY, **pretrain_settings):
     raw, _ = simulate_scans(12, 2, n_frames=130)
     write_dataset(path / "data", "A", raw[:8], strategy=strategy)
     write_dataset(path / "data", "B", raw[8:], strategy=strategy)
-    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
+    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()
+                if "default" in spec}
     settings = tiny_config(steps=KILL_TEST_STEPS, checkpoint_every=5, log_every=5, **pretrain_settings)
     (path / "config.yaml").write_text(yaml_dump({"pretrain": {**defaults, **settings}}))
     (path / "Snakefile").write_text(KILL_TEST_SNAKEFILE.format(

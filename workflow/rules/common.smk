@@ -13,7 +13,7 @@ from semantoks.cohorts.roi_import import find_roi_scans
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language_feature_sets, probed_feature_sets
-from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
+from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
 from semantoks.workflow_plan import (

@@ -163,12 +163,20 @@ class PretrainConfig:
         """The config saved by `to_dict` (a checkpoint's `config`)."""
         saved = dict(saved)
         try:
-            groups = {name: kind(**_tuples(saved.pop(name, {}), kind)) for name, kind in GROUPS.items()}
+            groups = {name: kind(**{**FIRST_RECIPE.get(name, {}), **_tuples(saved.pop(name, {}), kind)})
+                      for name, kind in GROUPS.items()}
             return cls(**groups, **_tuples(saved, cls))
         except TypeError as error:
             raise SemantoksError(f"the saved pretraining config does not match this version ({error}); "
                                  "retrain the checkpoint with this version.") from None
 
+
+# a checkpoint saved before the recipe settings existed was trained with these values (its config lacks the keys)
+FIRST_RECIPE = {
+    "model": {"long_branch": "depthwise", "tokenizer_norm": "shared"},
+    "loss": {"expansion": "student", "ttr_expansion": False, "masker": "mixed"},
+    "schedule": {"warmup_fraction": 0.1, "mtm_weight": 1.0},
+}
 
 GROUPS = {"model": EncoderConfig, "loss": LossConfig, "augment": Augmentations, "data": Preprocessing,
           "schedule": ScheduleConfig}
@@ -181,10 +189,27 @@ OPERATIONAL_KEYS = ("stop_at_step", "checkpoint_every", "log_every", "num_worker
                     "memory_limit_gb", "data_source", "max_minutes", "resume", "health_every", "eval_every",
                     "eval_phenotypes")
 
-# operational keys that change neither the weights nor the log's content: the pretrain rule keeps them
-# out of its rerun params (reading them from the config), so e.g. a new max_minutes never retrains a model
-EXECUTION_KEYS = ("checkpoint_every", "num_workers", "device", "compile", "flash", "memory_limit_gb", "data_source",
-                  "max_minutes", "resume")
+# keys that never rerun the pretrain rule, whichever way written (flat or under `extra`): the operational
+# keys (logging, checkpoint cadence, device, workers, budgets) and the scheduler's runtime. The rule keeps
+# them out of its params and the script reads them from the config, so e.g. a new log_every or runtime never
+# retrains a finished model
+EXECUTION_KEYS = OPERATIONAL_KEYS + ("runtime",)
+
+
+def rerun_settings(section):
+    """The pretrain section without EXECUTION_KEYS, at its top level and inside `extra`: the rule's params."""
+    kept = {key: value for key, value in dict(section or {}).items() if key not in EXECUTION_KEYS}
+    if isinstance(kept.get("extra"), dict):
+        kept["extra"] = {key: value for key, value in kept["extra"].items() if key not in EXECUTION_KEYS}
+    return kept
+
+
+def execution_settings(section):
+    """The EXECUTION_KEYS a pretrain section sets (an `extra` value over a flat one, as `resolve` merges)."""
+    section = dict(section or {})
+    merged = {**section, **(section.get("extra") or {})}
+    return {key: merged[key] for key in EXECUTION_KEYS if key in merged and key != "runtime"}
+
 
 PRESETS = {
     "tiny": {},

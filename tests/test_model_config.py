@@ -93,12 +93,16 @@ def test_pretrain_examples_in_docs_are_valid_configs(repo_root):
 
     text = (repo_root / "docs" / "model.md").read_text()
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         config = validate_config({**block, "cohorts": {"demo": {"source": "simulated"}}})
-        resolved = resolve_pretrain_config(config["pretrain"])
+        resolved = resolve_pretrain_config(config["pretrain"]).to_dict()
+        flat = {**resolved, **resolved["schedule"], **resolved["data"]}
         for key, value in block["pretrain"].items():
-            assert (config["pretrain"] if key == "runtime" else resolved.to_dict())[key] == value
+            if isinstance(value, dict):
+                assert {k: resolved[key][k] for k in value} == value
+            else:
+                assert (config["pretrain"] if key == "runtime" else flat)[key] == value
 
 
 def test_a_checkpoint_config_of_another_version_is_a_user_error(tmp_path):

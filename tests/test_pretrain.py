@@ -716,3 +716,25 @@ def test_openmp_workers_sleep_instead_of_spinning():
     # whenever anything else ran on the cores: the demo's 11-16 scans/s early steps
     assert _openmp_settings({})["GOMP_SPINCOUNT"] == "0"
     assert _openmp_settings({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", [{"log_every": 7}, {"runtime": 60}, {"extra": {"log_every": 7, "num_workers": 1}},
+                                  {"health_every": 0, "max_minutes": 30}])
+def test_operational_edits_never_rerun_a_finished_pretrain_job(workflow_uninterrupted, edit):
+    import subprocess
+
+    import yaml
+
+    config_path = workflow_uninterrupted / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["pretrain"] = {**config["pretrain"], **edit}
+    config_path.write_text(yaml_dump(config))
+    try:
+        result = subprocess.run(snakemake_command(workflow_uninterrupted, "-n"), capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "Nothing to be done" in result.stdout + result.stderr
+    finally:
+        config_path.write_text(original)

@@ -42,7 +42,8 @@ PRETRAIN_COHORTS = config["pretrain"]["cohorts"] or COHORTS
 PROBE_COHORTS = config["probe"]["cohorts"] or COHORTS
 # continuous phenotypes with bins also get a <name>_binned job
 PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
-# what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model keys)
+# what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model
+# keys; read through pretrain_rerun_settings, so an operational key under extra reruns nothing)
 RANDOM_INIT_KEYS = ("preset", "model", "window", "patch_len", "model_tr", "band_pass", "zscore", "filter_order", "seed",
                     "extra")
 FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"])

@@ -312,3 +312,13 @@ def test_check_config_plans_the_runs_and_catches_what_only_planning_finds(tmp_pa
     result = _check_config_cli(path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cohorts.lab.exclude[0] names subject 99" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_paper_space_band_passes_pretraining_input_as_the_reference_unless_set():
+    base = {"atlas": {"family": "brainsemantoks457", "space": "MNI152NLin6Asym", "custom": {"dseg": "space457.nii.gz"}},
+            "cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(base)["pretrain"]["band_pass"] == [0.01, 0.1]
+    assert validate_config({**base, "pretrain": {"band_pass": None}})["pretrain"]["band_pass"] is None
+    assert validate_config({**base, "pretrain": {"steps": 5}})["pretrain"]["band_pass"] == [0.01, 0.1]
+    schaefer = {"cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(schaefer)["pretrain"]["band_pass"] is None

@@ -58,6 +58,13 @@ CONFIG_EDITS = {
     "fmriprep.threads": (("fmriprep", "threads"), 4, set()),
     # a training budget or checkpoint cadence changes how the model is trained, not what: nothing reruns
     "pretrain.max_minutes": (("pretrain", "max_minutes"), 30, set()),
+    # operational keys never retrain a finished model, flat or under extra; the scheduler's runtime neither
+    "pretrain.runtime": (("pretrain", "runtime"), 60, set()),
+    "pretrain.log_every": (("pretrain", "log_every"), 7, set()),
+    "pretrain.extra.log_every": (("pretrain", "extra", "log_every"), 7, set()),
+    "pretrain.extra.num_workers": (("pretrain", "extra", "num_workers"), 1, set()),
+    # a recipe setting is a schema key of its own and retrains
+    "pretrain.loss.masker": (("pretrain", "loss", "masker"), "mixed", PRETRAIN),
     # the same settings in another key order (as a config tool may write them) change nothing
     "key order": ((), None, set()),
 }

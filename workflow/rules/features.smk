@@ -13,7 +13,7 @@ rule embed:
         embed=canonical(config["embed"]),
         # the trained model brings its settings in its checkpoint; random_init builds the section's architecture
         pretrain=lambda wildcards: canonical(
-            {k: v for k, v in config["pretrain"].items() if k in RANDOM_INIT_KEYS}
+            {k: v for k, v in pretrain_rerun_settings(config["pretrain"]).items() if k in RANDOM_INIT_KEYS}
             if wildcards.feature_set == "random_init"
             else {"seed": config["pretrain"]["seed"]}
         ),

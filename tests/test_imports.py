@@ -27,8 +27,8 @@ FLOORS = [
     ("workflow configuration and planning (below every stage and the model: no torch)", [
         "semantoks.config", "semantoks.config_checks", "semantoks.workflow_plan", "semantoks.rule_runner",
         "semantoks.snakemake_threads"]),
-    ("data: parcellation, the Parquet dataset, phenotypes", [
-        "semantoks.parcellate", "semantoks.dataset", "semantoks.phenotypes"]),
+    ("data: parcellation, the Parquet dataset, phenotypes, feature tables and baseline features", [
+        "semantoks.parcellate", "semantoks.dataset", "semantoks.phenotypes", "semantoks.features"]),
     ("model building blocks", ["semantoks.model"]),
     ("scan encoding and online evaluation", ["semantoks.model.encode", "semantoks.model.online_eval"]),
     ("the trainer", ["semantoks.model.train"]),

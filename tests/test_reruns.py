@@ -31,7 +31,9 @@ ALIGN = {"align"} | CODES
 LANGUAGE = {"descriptors", "text_embed"} | ALIGN
 EMBED = {"embed"} | PROBES | ALIGN
 PRETRAIN = {"pretrain", "embed:model"} | PROBES | ALIGN
-PARTITION = {"dataset_partition", "dataset_description", "phenotypes", "pretrain", "embed", "connectivity_features"} | PROBES | LANGUAGE
+# the baseline feature rules of the registry (semantoks/features/registry.py)
+BASELINE_FEATURES = {"connectivity_features", "dynamics_features"}
+PARTITION = {"dataset_partition", "dataset_description", "phenotypes", "pretrain", "embed"} | BASELINE_FEATURES | PROBES | LANGUAGE
 PARCELLATE = {"parcellate_run"} | PARTITION
 SIMULATE = {"simulate_subject", "simulate_cohort_files"} | PARCELLATE
 ATLAS = {"atlas", "simulate_subject"} | PARCELLATE
@@ -42,6 +44,8 @@ MODULE_EDITS = {
     "src/semantoks/probes/estimators.py": {"language_eval"} | PROBES,
     "src/semantoks/probes/probe.py": PROBES,
     "src/semantoks/language/codes.py": CODES,
+    # the registry computes every baseline's rows and names the probes' sets; the descriptors use its series
+    "src/semantoks/features/dynamics.py": BASELINE_FEATURES | PROBES | LANGUAGE,
     "src/semantoks/model/backbone.py": {"pretrain"} | EMBED,
     # the public API and the CLI sit above every stage: no rule imports them
     "src/semantoks/api.py": set(),
@@ -64,6 +68,13 @@ CONFIG_EDITS = {
     "fmriprep.threads": (("fmriprep", "threads"), 4, set()),
     # a training budget or checkpoint cadence changes how the model is trained, not what: nothing reruns
     "pretrain.max_minutes": (("pretrain", "max_minutes"), 30, set()),
+    # operational keys never retrain a finished model, flat or under extra; the scheduler's runtime neither
+    "pretrain.runtime": (("pretrain", "runtime"), 60, set()),
+    "pretrain.log_every": (("pretrain", "log_every"), 7, set()),
+    "pretrain.extra.log_every": (("pretrain", "extra", "log_every"), 7, set()),
+    "pretrain.extra.num_workers": (("pretrain", "extra", "num_workers"), 1, set()),
+    # a recipe setting is a schema key of its own and retrains
+    "pretrain.loss.masker": (("pretrain", "loss", "masker"), "mixed", PRETRAIN),
     # the same settings in another key order (as a config tool may write them) change nothing
     "key order": ((), None, set()),
 }

@@ -96,7 +96,9 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
     assert row["mean"] > row["shuffled_mean"] + 0.1
     # the language sets (the .test config turns the stages on) sit beside the main ones
     codes = f"codes_{DEMO_CONFIG['language']['codes_k']}"
-    assert set(summary["feature_set"]) == {"model", "random_init", "fc", "network_fc", "model_aligned", codes}
+    baselines = {"fc", "network_fc", "tangent_fc", "dynamics", "fc+dynamics"}
+    assert set(summary["feature_set"]) == {"model", "random_init", *baselines, "model_aligned", codes}
+    assert (summary.query("feature_set in @baselines")["status"] == "ok").all()
     assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned"}
     assert summary["shuffled_mean"].notna().all()
 
@@ -223,6 +225,18 @@ def test_fused_feature_set_reads_its_parts_and_writes_no_file_of_its_own(repo_ro
     assert counts.get("embed") == "1" and counts.get("connectivity_features") == "1"
     assert "features/model.parquet" in jobs and "features/network_fc.parquet" in jobs
     assert "features/model+network_fc" not in jobs
+
+
+def test_baseline_sets_are_written_by_their_registry_rules_and_the_fused_one_by_none(repo_root, templateflow_home,
+                                                                                     tmp_path):
+    probe = {**DEMO_CONFIG["probe"], "feature_sets": ["tangent_fc", "fc+dynamics"]}
+    config = {**DEMO_CONFIG, "probe": probe, "language": {"enabled": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
+    assert counts.get("connectivity_features") == "2" and counts.get("dynamics_features") == "1"
+    assert "features/tangent_fc.parquet" in jobs and "features/dynamics.parquet" in jobs
+    assert "features/fc+dynamics" not in jobs
 
 
 def test_misspelled_config_key_stops_the_workflow_with_one_clear_line(repo_root, templateflow_home, tmp_path):

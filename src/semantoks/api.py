@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import torch
 
 from semantoks.dataset.keys import KEY_COLUMNS
-from semantoks.embed import METADATA_KEY, write_embeddings
 from semantoks.errors import SemantoksError
+from semantoks.features.table import METADATA_KEY, write_feature_table
 from semantoks.model.config import Preprocessing
 from semantoks.model.data import crop, embedding_crop_starts, is_usable, preprocess_scan
 from semantoks.model.encode import embed_scans, load_scan_encoder
@@ -181,7 +181,7 @@ def embed_timeseries_files(model_path, paths, out_parquet, tr=None, n_crops=8):
               "preprocessing": model.data_identity["preprocessing"],
               "feature": "teacher cls + mean of valid network tokens", "n_crops": int(n_crops),
               "embedding_dim": int(values.shape[1]), "cohorts": sorted(table["cohort"].unique().tolist())}
-    write_embeddings(out_parquet, table, values, record)
+    write_feature_table(out_parquet, table, values, record)
     return table.assign(embedding=list(values))
 
 

@@ -1,20 +1,12 @@
 """The embed stage: every included scan of a dataset through a frozen encoder (model.encode), one Parquet table."""
 
-import json
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
-from semantoks.atomic import atomic_path
-from semantoks.dataset.keys import KEY_COLUMNS
+from semantoks.features.table import write_feature_table
 from semantoks.model.checkpoint import build_encoder_from, check_identity, data_identity
 from semantoks.model.data import scan_records
 from semantoks.model.distributed import resolve_device
 from semantoks.model.encode import NetworkTokenScanEncoder, embed_scans, load_scan_encoder
-
-METADATA_KEY = b"semantoks"
 
 
 def random_init_encoder(config, atlas_metadata, cohorts, seed, source):
@@ -53,31 +45,9 @@ def embed_dataset(checkpoint_path, dataset_root, atlas_id, cohorts, out_parquet,
     record = {**provenance, "atlas_id": atlas_id, "preprocessing": identity["preprocessing"],
               "feature": "teacher cls + mean of valid network tokens", "n_crops": int(n_crops),
               "embedding_dim": int(scan_encoder.feature_dim), "cohorts": sorted(keys["cohort"].unique().tolist())}
-    write_embeddings(out_parquet, keys, features, record)
+    write_feature_table(out_parquet, keys, features, record)
     frame = keys.assign(embedding=list(features))
     frame.attrs["semantoks"] = record
     return frame
 
 
-def write_embeddings(path, keys, features, record):
-    """The embeddings Parquet of docs/design.md: key columns + fixed_size_list<float32> `embedding`."""
-    dim = features.shape[1]
-    # pandas turns a missing session into NaN; Parquet keeps it as null
-    columns = {name: pa.array(keys[name].tolist(), type=pa.string(), from_pandas=True) for name in KEY_COLUMNS}
-    flat = pa.array(np.ascontiguousarray(features, dtype=np.float32).ravel(), type=pa.float32())
-    columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, dim)
-    table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(record).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
-
-
-def read_embeddings(path):
-    """(DataFrame with key columns and `embedding` arrays, metadata record) of an embeddings Parquet."""
-    table = pq.read_table(path)
-    record = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-    frame = table.drop(["embedding"]).to_pandas()
-    dim = table.schema.field("embedding").type.list_size
-    values = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False)
-    frame["embedding"] = list(values.reshape(-1, dim))
-    return frame, record

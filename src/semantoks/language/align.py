@@ -16,12 +16,12 @@ from torch import nn
 from semantoks.atomic import atomic_path, write_json
 from semantoks.dataset.keys import key_cohort
 from semantoks.errors import SemantoksError
+from semantoks.features.table import read_feature_table, write_feature_table
 from semantoks.language.descriptors import read_reference
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
 from semantoks.language.zero_shot import held_out_cohorts, loco_head_names, phenotype_text_vectors
-from semantoks.probes.features import load_embeddings, write_feature_set
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
 
 def write_aligned_features(path, head, meta, X, identity):
     """Every scan's scan-head projection as the probes' `model_aligned` feature set (embeddings layout)."""
-    write_feature_set(path, meta, head.project(X),
-                      {"feature": "scan head projection of the model features into the text space", **identity})
+    write_feature_table(path, meta, head.project(X),
+                        {"feature": "scan head projection of the model features into the text space", **identity})
 
 
 def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, tokens_parquet, out_dir,
@@ -132,7 +132,7 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
     if text_record["descriptor_identity"] != record["identity"]:
         raise SemantoksError(f"{text_json}: embeds texts of another descriptor reference; rerun text_embed.")
     train = record["split"]["train"]
-    meta, X = load_embeddings(features_parquet)
+    meta, X, _ = read_feature_table(features_parquet)
     token_meta, tokens, token_record = read_network_tokens(tokens_parquet)
     base = {"text_encoder": text_record["encoder"], "descriptor_identity": record["identity"]}
     summary = {"train_subjects": len(train), "heads": {}}

@@ -5,9 +5,6 @@ from semantoks.lazy import lazy_names
 # each public name and the submodule that defines it; loaded on first use
 _PUBLIC = {
     "align_feature_sets": "features",
-    "connectivity_features": "features",
-    "load_embeddings": "features",
-    "network_connectivity_features": "features",
     "expand_phenotype_specs": "labels",
     "phenotype_job_names": "labels",
     "probe_phenotype": "probe",

@@ -311,3 +311,24 @@ def test_check_config_plans_the_runs_and_catches_what_only_planning_finds(tmp_pa
     result = _check_config_cli(path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cohorts.lab.exclude[0] names subject 99" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_site_split_needs_a_declared_site_column():
+    config = {"cohorts": {"a": _simulated({"site": "categorical", "age": "continuous"})},
+              "probe": {"phenotypes": {"age": {}}, "split": "leave_site_out"}}
+    assert "'probe.split' is leave_site_out but 'probe.site_column' is not set" in _refused(config)
+    config["probe"]["site_column"] = "centre"
+    assert "'probe.site_column' 'centre' is not declared" in _refused(config)
+    config["probe"]["site_column"] = "site"
+    assert validate_config(config)["probe"]["split"] == "leave_site_out"
+    config["probe"]["phenotypes"]["site"] = {}
+    assert "'probe.phenotypes.site' cannot be probed with probe.split leave_site_out" in _refused(config)
+
+
+def test_only_held_out_needs_a_pretrain_hold_out_on_a_declared_column():
+    config = {"cohorts": {"a": _simulated({"site": "categorical"})}, "probe": {"only_held_out": True}}
+    assert "'probe.only_held_out' is true but 'pretrain.hold_out' is not set" in _refused(config)
+    config["pretrain"] = {"hold_out": {"column": "centre", "values": ["x"]}}
+    assert "'pretrain.hold_out.column' 'centre' is not declared in cohorts.a.phenotypes.columns" in _refused(config)
+    config["pretrain"]["hold_out"]["column"] = "site"
+    assert validate_config(config)["pretrain"]["hold_out"] == {"column": "site", "values": ["x"]}

@@ -17,7 +17,7 @@ DATA_PATH_KEYS = ("derivatives", "bids", "roi.files")
 def check_config(config, source):
     """Raise SemantoksError for the first cross-key problem of a schema-valid `config` with defaults filled."""
     for check in (_denoise_overrides, _pretrain_window, _pretrain_settings, _cohort_lists, _probe_phenotypes,
-                  _fmriprep_version, _shared_data_paths):
+                  _probe_split, _pretrain_hold_out, _fmriprep_version, _shared_data_paths):
         problem = check(config)
         if problem:
             raise SemantoksError(f"{source}: {problem}")
@@ -100,6 +100,37 @@ def _probe_phenotypes(config):
         if bins and types[name] != {"continuous"}:
             kinds = "/".join(sorted(str(kind) for kind in types[name]))
             return f"'{key}.bins' is set but {name} is declared {kinds}; bins apply to continuous phenotypes only, remove it."
+    return None
+
+
+def _probe_split(config):
+    probe = config["probe"]
+    if probe["split"] == "random":
+        return None
+    column = probe["site_column"]
+    if not column:
+        return (f"'probe.split' is {probe['split']} but 'probe.site_column' is not set; name the phenotype column "
+                "holding each subject's site (e.g. SITE_ID).")
+    if column not in _declared_types(config):
+        return (f"'probe.site_column' {column!r} is not declared in every probed cohort's phenotypes.columns; "
+                "declare it (categorical) there.")
+    if column in config["probe"]["phenotypes"]:
+        return (f"'probe.phenotypes.{column}' cannot be probed with probe.split {probe['split']}: its test sites "
+                "are never in training; remove it or use probe.split: random.")
+    return None
+
+
+def _pretrain_hold_out(config):
+    hold_out = config["pretrain"]["hold_out"]
+    if config["probe"]["only_held_out"] and not hold_out:
+        return "'probe.only_held_out' is true but 'pretrain.hold_out' is not set; name the held-out subjects there."
+    if not hold_out:
+        return None
+    for cohort in config["pretrain"]["cohorts"] or list(config["cohorts"]):
+        columns = config["cohorts"][cohort].get("phenotypes", {}).get("columns") or {}
+        if hold_out["column"] not in columns:
+            return (f"'pretrain.hold_out.column' {hold_out['column']!r} is not declared in cohorts.{cohort}.phenotypes."
+                    "columns; declare it there.")
     return None
 
 

@@ -252,3 +252,20 @@ def _coverage_report(path, cohort, frame, missing, subjects):
         if count:
             log.info("%s: column %r has %d missing value(s); probes skip those subjects", path, name, count)
     return report
+
+
+def held_out_by_value(phenotypes, hold_out):
+    """Sorted (cohort, subject) pairs whose `hold_out["column"]` value is one of `hold_out["values"]` (as text).
+
+    `phenotypes` is a `read_phenotype_table` frame; `hold_out` is pretrain.hold_out ({column, values}) or None.
+    """
+    if not hold_out:
+        return []
+    column = hold_out["column"]
+    if column not in phenotypes.columns:
+        raise SemantoksError(f"config.yaml: pretrain.hold_out.column {column!r} is not a phenotype column of the "
+                             f"pretraining cohorts (columns: {', '.join(map(str, phenotypes.columns))}); declare it.")
+    # 1.0 read from a numeric column matches the value 1 in the config
+    text = phenotypes[column].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    chosen = phenotypes[text.isin({str(value) for value in hold_out["values"]}).to_numpy()]
+    return sorted(zip(chosen["cohort"].astype(str), chosen["subject"].astype(str)))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from semantoks.dataset import iter_scans, read_atlas_metadata
 from semantoks.errors import SemantoksError
-from semantoks.phenotypes import read_phenotype_table
+from semantoks.phenotypes import held_out_by_value, read_phenotype_table
 from semantoks.probes.features import connectivity_features, load_embeddings, network_connectivity_features
 
 CONNECTIVITY_KINDS = ("fc", "network_fc")
@@ -31,6 +31,14 @@ def load_feature_sets(paths):
     return feature_sets
 
 
-def load_phenotypes(dataset_root, cohorts=None):
-    """The typed phenotype table of the probed cohorts (with `cohort`, `subject`, declared columns)."""
-    return read_phenotype_table(Path(dataset_root), cohorts)
+def load_phenotypes(dataset_root, cohorts=None, only_held_out=None):
+    """The typed phenotype table of the probed cohorts (with `cohort`, `subject`, declared columns).
+
+    `only_held_out` (pretrain.hold_out, {column, values}) keeps just the subjects pretraining never saw.
+    """
+    table = read_phenotype_table(Path(dataset_root), cohorts)
+    if not only_held_out:
+        return table
+    kept = set(held_out_by_value(table, only_held_out))
+    rows = [pair in kept for pair in zip(table["cohort"].astype(str), table["subject"].astype(str))]
+    return table[rows].reset_index(drop=True)

@@ -28,7 +28,7 @@ from semantoks.probes.metrics import (
     regression_metrics,
 )
 from semantoks.probes.paired import paired_comparisons, paired_with_reference
-from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
+from semantoks.probes.splits import scan_indices, scan_splits, site_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
 
 
@@ -52,6 +52,8 @@ def probe_phenotype(
     n_threads=1,
     probed=None,
     reference=None,
+    split="random",
+    site_column=None,
 ):
     """Probe one phenotype (a resolved spec from `expand_phenotype_specs`) with every feature set.
 
@@ -61,6 +63,8 @@ def probe_phenotype(
     matrices are small, and multithreaded BLAS on busy cores runs many times slower. With `reference`
     (the record of the same phenotype probed on other sets, same settings), the paired tests compare
     these sets with the reference's model and baselines on the same splits instead of with each other.
+    `split` (`random`, `site_grouped`, `leave_site_out`) with `site_column`, the phenotype column naming each
+    subject's site, keeps every site on one side of each split and of each inner fold.
     """
     if not feature_sets:
         raise SemantoksError("config.yaml: probe.feature_sets is empty; name at least one feature set to probe.")
@@ -84,6 +88,8 @@ def probe_phenotype(
             "phenotype_seed": phenotype_seed(seed, name),
             "inner_folds": inner_folds,
             "min_subjects": min_subjects,
+            "split": split,
+            "site_column": site_column,
             "ridge_alphas": list(RIDGE_ALPHAS),
             "logistic_Cs": list(LOGISTIC_CS),
             "semantoks_version": __version__,
@@ -91,8 +97,9 @@ def probe_phenotype(
     }
     reason = unusable_reason(labels, inner_folds, min_subjects)
     if reason is None:
+        sites = None if split == "random" else subject_sites(phenotypes, site_column, labels.subjects, meta)
         with threadpool_limits(limits=n_threads, user_api="blas"):
-            record.update(_probe(aligned, blocks, labels, record["settings"]))
+            record.update(_probe(aligned, blocks, labels, record["settings"], sites))
         record.update(status="ok", reason="")
         record["paired"] = paired_comparisons(record) if reference is None else paired_with_reference(record, reference)
     else:
@@ -103,7 +110,22 @@ def probe_phenotype(
     return record
 
 
-def _probe(aligned, blocks, labels, settings):
+def subject_sites(phenotypes, site_column, subjects, scan_meta):
+    """The site (text) of each of `subjects` (subject keys), read from the phenotype column `site_column`."""
+    if not site_column:
+        raise SemantoksError("config.yaml: a site split needs probe.site_column, the phenotype column naming each "
+                             "subject's site; set it or use probe.split: random.")
+    spec = {"type": "categorical", "source": site_column}
+    known = subject_labels(phenotypes, site_column, spec, scan_meta)
+    site_of = dict(zip(known.subjects, np.asarray(known.classes, dtype=object)[known.values]))
+    missing = [key for key in subjects if key not in site_of]
+    if missing:
+        raise SemantoksError(f"phenotype table: {len(missing)} probed subjects (e.g. {missing[0]}) have no "
+                             f"{site_column}; fill it in or use probe.split: random.")
+    return np.array([site_of[key] for key in subjects], dtype=object)
+
+
+def _probe(aligned, blocks, labels, settings, sites=None):
     meta = next(iter(aligned.values()))[0]
     position = {key: i for i, key in enumerate(labels.subjects)}
     scan_keys = [subject_key(c, s) for c, s in zip(meta["cohort"].astype(str), meta["subject"].astype(str))]
@@ -111,19 +133,23 @@ def _probe(aligned, blocks, labels, settings):
     rows = np.flatnonzero(scan_subject >= 0)
     scan_subject = scan_subject[rows]
     rng_seed = settings["phenotype_seed"]
-    splits = subject_splits(
-        np.arange(len(labels.values)),
-        labels.values if labels.is_classification else None,
-        settings["n_repeats"],
-        settings["test_size"],
-        seed=rng_seed,
-    )
+    if sites is None:
+        splits = subject_splits(
+            np.arange(len(labels.values)),
+            labels.values if labels.is_classification else None,
+            settings["n_repeats"],
+            settings["test_size"],
+            seed=rng_seed,
+        )
+    else:
+        splits = site_splits(np.arange(len(labels.values)), sites, settings["split"], settings["n_repeats"],
+                             settings["test_size"], seed=rng_seed)
     label_columns = _shuffled_label_columns(labels.values, settings["n_permutations"], rng_seed)
     scan_level = scan_splits(scan_subject, splits)
     results = {}
     for feature_set, (_, X) in aligned.items():
         results[feature_set] = _probe_feature_set(
-            X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set)
+            X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set), sites
         )
     return {
         "n_scans": int(len(rows)),
@@ -141,13 +167,13 @@ def _shuffled_label_columns(values, n_permutations, seed):
     return np.stack(columns, axis=1)
 
 
-def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings, blocks=None):
+def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings, blocks=None, sites=None):
     per_repeat, hyperparameters = [], []
     for repeat, (train, test) in enumerate(scan_level):
         basis = SplitBasis(X[train], blocks)
         Y = label_columns[scan_subject[train]]
         if labels.is_classification:
-            folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat)
+            folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat, sites)
             C = select_logistic_C(basis.train_scores, Y[:, 0], folds)
             scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X[test]), len(labels.classes))
             subjects, proba = _subject_means(scan_subject[test], scan_proba)
@@ -162,12 +188,15 @@ def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, setti
     return _summarise_repeats(per_repeat, hyperparameters, labels.is_classification)
 
 
-def _inner_folds(train_scan_subject, subject_values, settings, repeat):
-    """Inner CV folds over the training subjects, stratified on their labels, expanded to scan positions."""
+def _inner_folds(train_scan_subject, subject_values, settings, repeat, sites=None):
+    """Inner CV folds over the training subjects, stratified on their labels (grouped by site when `sites`
+    holds more than one training site), expanded to scan positions."""
     subjects = np.unique(train_scan_subject)
     values = subject_values[subjects]
+    groups = sites[subjects] if sites is not None and len(np.unique(sites[subjects])) > 1 else None
     n_folds = int(min(settings["inner_folds"], np.bincount(values)[np.unique(values)].min()))
-    folds = subject_folds(values, n_folds=max(n_folds, 2), seed=(settings["phenotype_seed"] + repeat) % 2**32)
+    folds = subject_folds(values, n_folds=max(n_folds, 2), seed=(settings["phenotype_seed"] + repeat) % 2**32,
+                          groups=groups)
     return [
         (scan_indices(train_scan_subject, subjects[fit]), scan_indices(train_scan_subject, subjects[valid]))
         for fit, valid in folds
@@ -234,6 +263,8 @@ def run_probes(
     min_subjects=10,
     n_threads=1,
     probed=None,
+    split="random",
+    site_column=None,
 ):
     """Probe every phenotype in `phenotype_specs` (config form); writes `<phenotype>.json`, `summary.tsv`
     and `paired.tsv`."""
@@ -255,6 +286,8 @@ def run_probes(
             out_json=path,
             n_threads=n_threads,
             probed=probed,
+            split=split,
+            site_column=site_column,
         )
         json_paths.append(path)
     return summarise(json_paths, out_dir / "summary.tsv", out_dir / "paired.tsv")

@@ -73,6 +73,7 @@ def test_e4_decodes_site_from_held_out_subjects_and_tables_name_every_job(study)
     assert site.set_index("feature_set").loc["fc", "mean"] > 0.6
     tables = (folder / "tables.md").read_text()
     assert "E1 parity over 2 seeds" in tables and "E4 site and mean-FD" in tables
+    assert set(summary["phenotype"]) == {"SITE_ID", "func_mean_fd"}
     seeds = pd.read_csv(folder / "e1_seed1" / "summary.tsv", sep="\t")
     assert set(seeds["phenotype"]) == {"AGE_AT_SCAN", "DX_GROUP"}
 

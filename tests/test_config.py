@@ -1,5 +1,6 @@
 """Config loading (strict YAML, schema, defaults), the cross-key checks, and which config files a run reads."""
 
+import re
 import os
 import shutil
 import subprocess
@@ -332,3 +333,14 @@ def test_only_held_out_needs_a_pretrain_hold_out_on_a_declared_column():
     assert "'pretrain.hold_out.column' 'centre' is not declared in cohorts.a.phenotypes.columns" in _refused(config)
     config["pretrain"]["hold_out"]["column"] = "site"
     assert validate_config(config)["pretrain"]["hold_out"] == {"column": "site", "values": ["x"]}
+
+
+def test_the_site_held_out_example_of_docs_probes_validates(repo_root):
+    text = (repo_root / "docs" / "probes.md").read_text()
+    block = re.findall(r"```yaml\n(# site-held-out probing\n.*?)```", text, re.DOTALL)
+    assert len(block) == 1
+    config = yaml.safe_load(block[0])
+    config["cohorts"] = {"abide": _simulated({"SITE_ID": "categorical", "AGE_AT_SCAN": "continuous"})}
+    config["probe"]["phenotypes"] = {"AGE_AT_SCAN": {}}
+    resolved = validate_config(config)
+    assert resolved["probe"]["split"] == "site_grouped" and resolved["pretrain"]["hold_out"]["column"] == "SITE_ID"

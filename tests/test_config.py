@@ -344,3 +344,11 @@ def test_the_site_held_out_example_of_docs_probes_validates(repo_root):
     config["probe"]["phenotypes"] = {"AGE_AT_SCAN": {}}
     resolved = validate_config(config)
     assert resolved["probe"]["split"] == "site_grouped" and resolved["pretrain"]["hold_out"]["column"] == "SITE_ID"
+
+
+def test_probe_confounds_must_be_declared_continuous():
+    config = {"cohorts": {"a": _simulated({"site": "categorical", "fd": "continuous"})},
+              "probe": {"confounds": ["site"]}}
+    assert "'probe.confounds' names 'site', which is not declared continuous" in _refused(config)
+    config["probe"]["confounds"] = ["fd"]
+    assert validate_config(config)["probe"]["confounds"] == ["fd"]

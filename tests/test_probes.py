@@ -31,6 +31,7 @@ from semantoks.probes.features import fisher_z_connectivity, write_feature_set
 from semantoks.probes.load import connectivity_feature_set, load_feature_sets, load_phenotypes
 from semantoks.probes.logistic import balanced_weights, fit_logistic_columns, predict_proba
 from semantoks.probes.metrics import classification_metrics, regression_metrics
+from semantoks.probes.probe import regress_confounds
 from semantoks.probes.splits import scan_splits, site_splits, subject_folds
 from semantoks.probes.summary import SUMMARY_COLUMNS
 
@@ -487,3 +488,29 @@ def test_hold_out_by_value_picks_whole_sites_as_text():
     kept = held_out_by_value(phenotypes, {"column": "site", "values": ["S1", "S4"]})
     assert {s[1][0] for s in kept} == {"1", "4"} and len(kept) == 24
     assert held_out_by_value(phenotypes, None) == []
+
+
+def test_a_label_carried_only_by_a_confound_is_gone_once_the_confound_is_regressed_in_the_split():
+    meta, _, phenotypes = small_cohort(n_subjects=80)
+    rng = np.random.default_rng(5)
+    phenotypes["fd"] = rng.normal(size=80)
+    phenotypes["level"] = phenotypes["fd"] + 0.2 * rng.normal(size=80)
+    # features read motion (fd) and nothing else about the label
+    X = np.outer(phenotypes["fd"], rng.normal(size=30)) + rng.normal(size=(80, 30))
+    spec = {"type": "continuous", "source": "level"}
+    common = dict(n_repeats=4, n_permutations=0, seed=0)
+    raw = probe_phenotype({"x": (meta, X)}, phenotypes, "level", spec, **common)
+    cleaned = probe_phenotype({"x": (meta, X)}, phenotypes, "level", spec, confounds=["fd"], **common)
+    assert raw["feature_sets"]["x"]["summary"]["r2"]["mean"] > 0.7
+    assert cleaned["feature_sets"]["x"]["summary"]["r2"]["mean"] < 0.1
+    assert cleaned["settings"]["confounds"] == ["fd"]
+
+
+def test_confound_regression_is_fitted_on_training_rows_only():
+    rng = np.random.default_rng(0)
+    C_train, C_test = rng.normal(size=(30, 2)), rng.normal(size=(10, 2)) + 5
+    X_train, X_test = C_train @ [[1.0, 2.0], [3.0, 4.0]] + 1, rng.normal(size=(10, 2))
+    cleaned_train, cleaned_test = regress_confounds(X_train, X_test, C_train, C_test)
+    np.testing.assert_allclose(cleaned_train, 0, atol=1e-10)
+    # the test rows get the training fit's prediction subtracted, not a fit of their own
+    np.testing.assert_allclose(cleaned_test, X_test - (C_test @ [[1.0, 2.0], [3.0, 4.0]] + 1), atol=1e-10)

@@ -17,7 +17,7 @@ DATA_PATH_KEYS = ("derivatives", "bids", "roi.files")
 def check_config(config, source):
     """Raise SemantoksError for the first cross-key problem of a schema-valid `config` with defaults filled."""
     for check in (_denoise_overrides, _pretrain_window, _pretrain_settings, _cohort_lists, _probe_phenotypes,
-                  _probe_split, _pretrain_hold_out, _fmriprep_version, _shared_data_paths):
+                  _probe_split, _probe_confounds, _pretrain_hold_out, _fmriprep_version, _shared_data_paths):
         problem = check(config)
         if problem:
             raise SemantoksError(f"{source}: {problem}")
@@ -117,6 +117,15 @@ def _probe_split(config):
     if column in config["probe"]["phenotypes"]:
         return (f"'probe.phenotypes.{column}' cannot be probed with probe.split {probe['split']}: its test sites "
                 "are never in training; remove it or use probe.split: random.")
+    return None
+
+
+def _probe_confounds(config):
+    types = _declared_types(config)
+    for column in config["probe"]["confounds"]:
+        if types.get(column) != {"continuous"}:
+            return (f"'probe.confounds' names {column!r}, which is not declared continuous in every probed cohort's "
+                    "phenotypes.columns; declare it so or remove it.")
     return None
 
 

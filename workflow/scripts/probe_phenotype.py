@@ -21,6 +21,7 @@ with rule_script(snakemake):
         min_subjects=settings["min_subjects"],
         split=settings["split"],
         site_column=settings["site_column"],
+        confounds=settings["confounds"],
         out_json=snakemake.output[0],
         n_threads=snakemake.threads,
         probed=list(snakemake.params.feature_sets),

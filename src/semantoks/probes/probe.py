@@ -54,6 +54,7 @@ def probe_phenotype(
     reference=None,
     split="random",
     site_column=None,
+    confounds=(),
 ):
     """Probe one phenotype (a resolved spec from `expand_phenotype_specs`) with every feature set.
 
@@ -64,7 +65,9 @@ def probe_phenotype(
     (the record of the same phenotype probed on other sets, same settings), the paired tests compare
     these sets with the reference's model and baselines on the same splits instead of with each other.
     `split` (`random`, `site_grouped`, `leave_site_out`) with `site_column`, the phenotype column naming each
-    subject's site, keeps every site on one side of each split and of each inner fold.
+    subject's site, keeps every site on one side of each split and of each inner fold. `confounds` (continuous
+    phenotype columns, e.g. mean FD and TR) are regressed out of every feature set inside each split, the
+    coefficients fitted on its training scans only.
     """
     if not feature_sets:
         raise SemantoksError("config.yaml: probe.feature_sets is empty; name at least one feature set to probe.")
@@ -90,6 +93,7 @@ def probe_phenotype(
             "min_subjects": min_subjects,
             "split": split,
             "site_column": site_column,
+            "confounds": list(confounds),
             "ridge_alphas": list(RIDGE_ALPHAS),
             "logistic_Cs": list(LOGISTIC_CS),
             "semantoks_version": __version__,
@@ -98,8 +102,9 @@ def probe_phenotype(
     reason = unusable_reason(labels, inner_folds, min_subjects)
     if reason is None:
         sites = None if split == "random" else subject_sites(phenotypes, site_column, labels.subjects, meta)
+        covariates = subject_confounds(phenotypes, confounds, labels.subjects, meta)
         with threadpool_limits(limits=n_threads, user_api="blas"):
-            record.update(_probe(aligned, blocks, labels, record["settings"], sites))
+            record.update(_probe(aligned, blocks, labels, record["settings"], sites, covariates))
         record.update(status="ok", reason="")
         record["paired"] = paired_comparisons(record) if reference is None else paired_with_reference(record, reference)
     else:
@@ -125,7 +130,31 @@ def subject_sites(phenotypes, site_column, subjects, scan_meta):
     return np.array([site_of[key] for key in subjects], dtype=object)
 
 
-def _probe(aligned, blocks, labels, settings, sites=None):
+def subject_confounds(phenotypes, confounds, subjects, scan_meta):
+    """[n_subjects, n_confounds] values of the continuous phenotype columns `confounds`; None when none are asked."""
+    if not confounds:
+        return None
+    columns = []
+    for column in confounds:
+        known = subject_labels(phenotypes, column, {"type": "continuous", "source": column}, scan_meta)
+        value_of = dict(zip(known.subjects, known.values))
+        missing = [key for key in subjects if key not in value_of]
+        if missing:
+            raise SemantoksError(f"phenotype table: {len(missing)} probed subjects (e.g. {missing[0]}) have no "
+                                 f"{column}; fill it in or remove it from probe.confounds.")
+        columns.append([value_of[key] for key in subjects])
+    return np.array(columns, dtype=np.float64).T
+
+
+def regress_confounds(X_train, X_test, C_train, C_test):
+    """Features minus their least-squares fit on the confounds (with intercept), fitted on training rows only."""
+    design_train = np.column_stack([np.ones(len(C_train)), C_train])
+    coef, *_ = np.linalg.lstsq(design_train, X_train, rcond=None)
+    design_test = np.column_stack([np.ones(len(C_test)), C_test])
+    return X_train - design_train @ coef, X_test - design_test @ coef
+
+
+def _probe(aligned, blocks, labels, settings, sites=None, covariates=None):
     meta = next(iter(aligned.values()))[0]
     position = {key: i for i, key in enumerate(labels.subjects)}
     scan_keys = [subject_key(c, s) for c, s in zip(meta["cohort"].astype(str), meta["subject"].astype(str))]
@@ -149,7 +178,8 @@ def _probe(aligned, blocks, labels, settings, sites=None):
     results = {}
     for feature_set, (_, X) in aligned.items():
         results[feature_set] = _probe_feature_set(
-            X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set), sites
+            X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set), sites,
+            covariates,
         )
     return {
         "n_scans": int(len(rows)),
@@ -167,20 +197,25 @@ def _shuffled_label_columns(values, n_permutations, seed):
     return np.stack(columns, axis=1)
 
 
-def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings, blocks=None, sites=None):
+def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings, blocks=None, sites=None,
+                       covariates=None):
     per_repeat, hyperparameters = [], []
     for repeat, (train, test) in enumerate(scan_level):
-        basis = SplitBasis(X[train], blocks)
+        X_train, X_test = X[train], X[test]
+        if covariates is not None:
+            X_train, X_test = regress_confounds(X_train, X_test, covariates[scan_subject[train]],
+                                                covariates[scan_subject[test]])
+        basis = SplitBasis(X_train, blocks)
         Y = label_columns[scan_subject[train]]
         if labels.is_classification:
             folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat, sites)
             C = select_logistic_C(basis.train_scores, Y[:, 0], folds)
-            scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X[test]), len(labels.classes))
+            scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X_test), len(labels.classes))
             subjects, proba = _subject_means(scan_subject[test], scan_proba)
             scores = classification_metrics(label_columns[subjects], proba)
             hyperparameters.append({"C": float(C)})
         else:
-            scan_pred, alphas = fit_ridge(basis, Y.astype(np.float64), scan_subject[train], X[test])
+            scan_pred, alphas = fit_ridge(basis, Y.astype(np.float64), scan_subject[train], X_test)
             subjects, predicted = _subject_means(scan_subject[test], scan_pred)
             scores = regression_metrics(label_columns[subjects], predicted)
             hyperparameters.append({"alpha": float(alphas[0])})
@@ -265,6 +300,7 @@ def run_probes(
     probed=None,
     split="random",
     site_column=None,
+    confounds=(),
 ):
     """Probe every phenotype in `phenotype_specs` (config form); writes `<phenotype>.json`, `summary.tsv`
     and `paired.tsv`."""
@@ -288,6 +324,7 @@ def run_probes(
             probed=probed,
             split=split,
             site_column=site_column,
+            confounds=confounds,
         )
         json_paths.append(path)
     return summarise(json_paths, out_dir / "summary.tsv", out_dir / "paired.tsv")

@@ -12,9 +12,10 @@ skipped, so an interrupted study continues where it stopped (Snakemake resumes a
 After each job <study>/tables.md is rewritten from every finished job.
 
 Jobs: E1 `e1_seed<k>` (pretrain.seed k; random_init follows the seed); E4 `e4_confounds` (site and mean FD
-decoded from held-out subjects with random subject splits); E5 `e5_frac<f>_steps<s>` (steps x the share of
-pretraining subjects, whole sites dropped in a seeded order, nested). Not built yet: E2 (surrogates), E3
-(split-half reliability), FD/TR regressed inside folds (E4), see docs/evidence.md.
+decoded from held-out subjects with random subject splits) and `e4_regressed` (E1's probes with mean FD
+and TR regressed out inside each split, probe.confounds); E5 `e5_frac<f>_steps<s>` (steps x the share of
+pretraining subjects, whole sites dropped in a seeded order, nested). Not built yet: E2 (surrogates) and E3
+(split-half reliability), see docs/evidence.md.
 """
 
 import argparse
@@ -96,6 +97,8 @@ def study_jobs(config, data, experiments, seeds):
     if "E4" in experiments:
         probe = {"split": "random", "phenotypes": {"SITE_ID": {}, "func_mean_fd": {}}}
         jobs.append(("e4_confounds", {"pretrain": {"seed": 0}, "probe": probe}))
+        # E1's probes again with mean FD and TR regressed out of every feature set inside each split
+        jobs.append(("e4_regressed", {"pretrain": {"seed": 0}, "probe": {"confounds": ["func_mean_fd", "TR_s"]}}))
     if "E5" in experiments:
         column = config["pretrain"]["hold_out"]["column"]
         for fraction in E5_FRACTIONS:
@@ -227,6 +230,11 @@ def write_tables(study):
     if e4:
         parts += ["## E4 site and mean-FD decodability (held-out subjects, random subject splits)\n",
                   markdown(seed_table(e4))]
+    regressed = finished(study, "e4_regressed", "summary.tsv")
+    if regressed:
+        parts += ["## E4 E1's probes with mean FD and TR regressed inside each split (seed 0)\n",
+                  markdown(seed_table(regressed)), "\n### Model minus each set, same splits\n",
+                  markdown(paired_table(finished(study, "e4_regressed", "paired.tsv")))]
     e5 = finished(study, "e5_", "summary.tsv")
     if e5:
         rows = []
@@ -240,7 +248,7 @@ def write_tables(study):
     return study / "tables.md"
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, required=True, help="study folder (created; reused to resume)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the abide1_cc200 folder")
@@ -248,7 +256,11 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=5, help="E1 pretraining seeds")
     parser.add_argument("--overrides", type=Path, help="YAML merged into config/abide1.yaml (e.g. a CI-sized run)")
     parser.add_argument("--tables", action="store_true", help="only rewrite <study>/tables.md")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     study = args.study.resolve()
     study.mkdir(parents=True, exist_ok=True)
     if not args.tables:

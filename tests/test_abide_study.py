@@ -74,6 +74,8 @@ def test_e4_decodes_site_from_held_out_subjects_and_tables_name_every_job(study)
     tables = (folder / "tables.md").read_text()
     assert "E1 parity over 2 seeds" in tables and "E4 site and mean-FD" in tables
     assert set(summary["phenotype"]) == {"SITE_ID", "func_mean_fd"}
+    regressed = json.loads((folder / "e4_regressed" / "AGE_AT_SCAN.json").read_text())
+    assert regressed["settings"]["confounds"] == ["func_mean_fd", "TR_s"] and regressed["n_subjects"] == 94
     seeds = pd.read_csv(folder / "e1_seed1" / "summary.tsv", sep="\t")
     assert set(seeds["phenotype"]) == {"AGE_AT_SCAN", "DX_GROUP"}
 
@@ -83,5 +85,24 @@ def test_rerunning_the_study_skips_finished_jobs(study):
     folder, command, env, _ = study
     before = (folder / "e1_seed0" / "job.json").read_text()
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    assert result.stdout.count("done before, skipped") == 3
+    assert result.stdout.count("done before, skipped") == 4
     assert (folder / "e1_seed0" / "job.json").read_text() == before
+
+
+def test_the_commands_of_docs_evidence_parse_and_name_files_that_exist(repo_root):
+    import importlib.util
+    import shlex
+
+    spec = importlib.util.spec_from_file_location("abide_study", repo_root / "benchmarks" / "abide.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    text = (repo_root / "docs" / "evidence.md").read_text()
+    commands = [line for line in text.splitlines() if "python benchmarks/abide.py" in line and not line.startswith("|")]
+    assert len(commands) >= 2
+    for line in commands:
+        words = shlex.split(line.strip("` "))
+        args = study.build_parser().parse_args(words[words.index("benchmarks/abide.py") + 1:])
+        if args.overrides:
+            overrides = yaml.safe_load((repo_root / args.overrides).read_text())
+            # the overrides still make a valid study config
+            assert study.merge(study.base_config(args.data, overrides), {})["pretrain"]["steps"] == 1000

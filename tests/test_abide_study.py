@@ -90,12 +90,9 @@ def test_rerunning_the_study_skips_finished_jobs(study):
 
 
 def test_the_commands_of_docs_evidence_parse_and_name_files_that_exist(repo_root):
-    import importlib.util
     import shlex
 
-    spec = importlib.util.spec_from_file_location("abide_study", repo_root / "benchmarks" / "abide.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = load_study_module(repo_root)
     text = (repo_root / "docs" / "evidence.md").read_text()
     commands = [line for line in text.splitlines() if "python benchmarks/abide.py" in line and not line.startswith("|")]
     assert len(commands) >= 2
@@ -106,3 +103,30 @@ def test_the_commands_of_docs_evidence_parse_and_name_files_that_exist(repo_root
             overrides = yaml.safe_load((repo_root / args.overrides).read_text())
             # the overrides still make a valid study config
             assert study.merge(study.base_config(args.data, overrides), {})["pretrain"]["steps"] == 1000
+
+
+def load_study_module(repo_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("abide_study", repo_root / "benchmarks" / "abide.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_e5_data_fractions_drop_whole_pretraining_sites_nested_and_never_probe_sites(repo_root, shared_data):
+    study = load_study_module(repo_root)
+    data = shared_data / ABIDE
+    config = study.base_config(data)
+    probe_sites = set(config["pretrain"]["hold_out"]["values"])
+    pretraining = study.pretraining_sites(config, data)
+    assert sum(pretraining.values()) == 612 and not probe_sites & set(pretraining)
+    held = {}
+    for fraction in study.E5_FRACTIONS:
+        values, kept = study.fraction_hold_out(config, data, fraction)
+        held[fraction] = set(values)
+        assert probe_sites <= held[fraction] and kept >= fraction
+    # smaller fractions hold out more: their pretraining sites are a subset of the larger ones'
+    assert held[0.25] >= held[0.5] >= held[1.0] == probe_sites
+    jobs = [name for name, _ in study.study_jobs(config, data, ["E5"], 0)]
+    assert jobs[:3] == ["e5_frac25_steps300", "e5_frac25_steps1000", "e5_frac25_steps3000"] and len(jobs) == 9

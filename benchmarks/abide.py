@@ -90,15 +90,18 @@ def fraction_hold_out(config, data, fraction, seed=0):
 
 
 def study_jobs(config, data, experiments, seeds):
-    """[(job name, overlay)] in run order."""
+    """[(job name, overlay)] in run order: the jobs that share seed 0's model run one after the other, since
+    the work folder holds one model at a time."""
     jobs = []
-    if "E1" in experiments:
-        jobs += [(f"e1_seed{seed}", {"pretrain": {"seed": seed}}) for seed in range(seeds)]
+    if "E1" in experiments and seeds:
+        jobs.append(("e1_seed0", {"pretrain": {"seed": 0}}))
     if "E4" in experiments:
         probe = {"split": "random", "phenotypes": {"SITE_ID": {}, "func_mean_fd": {}}}
         jobs.append(("e4_confounds", {"pretrain": {"seed": 0}, "probe": probe}))
         # E1's probes again with mean FD and TR regressed out of every feature set inside each split
         jobs.append(("e4_regressed", {"pretrain": {"seed": 0}, "probe": {"confounds": ["func_mean_fd", "TR_s"]}}))
+    if "E1" in experiments:
+        jobs += [(f"e1_seed{seed}", {"pretrain": {"seed": seed}}) for seed in range(1, seeds)]
     if "E5" in experiments:
         column = config["pretrain"]["hold_out"]["column"]
         for fraction in E5_FRACTIONS:

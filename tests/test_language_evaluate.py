@@ -48,7 +48,8 @@ def chain(tmp_path_factory):
                              baselines={"network_fc": root / "network_fc.parquet",
                                         "random_init": root / "random_init.parquet"},
                              codes_parquet=out / "codes" / "codes_4.parquet", phenotypes=phenotypes,
-                             zero_shot_phenotypes=["diagnosis"], few_shot_ks=(1, 2), few_shot_draws=3)
+                             label_transfer_phenotypes=["diagnosis"], few_shot_ks=(1, 2), few_shot_draws=3,
+                             split_repeats=2, test_size=0.25, align_steps=30)
     return root, out, record, align, stats, results
 
 
@@ -63,7 +64,7 @@ def test_heads_train_on_training_subjects_only(chain):
     n_train = len(record["split"]["train"])
     assert align["heads"]["scan"]["n_train_pairs"] == n_train == 12
     assert align["heads"]["network"]["n_train_pairs"] == 4 * n_train
-    assert align["heads"]["zero_shot"]["n_train_pairs"] == n_train
+    assert align["heads"]["label_transfer"]["n_train_pairs"] == n_train
 
 
 def test_codes_feature_set_and_tables(chain):
@@ -76,14 +77,24 @@ def test_codes_feature_set_and_tables(chain):
 
 def test_evaluation_reports_every_method_beside_chance(chain):
     _, out, _, _, _, results = chain
-    assert set(results["retrieval_scan"]) == {"aligned", "unaligned_ridge", "network_fc_ridge", "random_init_ridge"}
-    assert set(results["retrieval_network"]) == {"aligned", "unaligned_ridge", "network_fc_ridge"}
-    assert results["retrieval_scan"]["aligned"]["chance_top1"] == pytest.approx(1 / 4)
-    assert set(results["zero_shot"]) == {"diagnosis", "diagnosis_without_phenotype_sentences"}
-    assert "leave-one-cohort-out does not apply" in results["zero_shot_design"]
+    assert set(results["retrieval_scan"]) == {"aligned", "constant", "unaligned_ridge", "network_fc_ridge",
+                                              "random_init_ridge"}
+    assert set(results["retrieval_network"]) == {"aligned", "constant", "unaligned_ridge", "network_fc_ridge"}
+    # chance from the distinct held-out texts, not from the number of scans
+    for scores in results["retrieval_scan"].values():
+        assert scores["chance_top1"] == pytest.approx(1 / scores["n_distinct_texts"]) and scores["n"] == 4
+    assert results["retrieval_ranks"].startswith("pessimistic")
+    # the label-transfer head beside its control and a logistic probe trained on the same subjects
+    assert set(results["label_transfer"]) == {"diagnosis", "diagnosis_without_phenotype_sentences",
+                                              "diagnosis_logistic_probe"}
+    assert results["label_transfer"]["diagnosis_logistic_probe"]["n"] == results["label_transfer"]["diagnosis"]["n"]
+    assert "leave-one-cohort-out does not apply" in results["label_transfer_design"]
     assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "network_fc"}
     table = pd.read_csv(out / "eval.tsv", sep="\t")
-    assert {"retrieval", "zero_shot", "few_shot_diagnosis", "attribute_probes"} <= set(table["analysis"])
+    assert {"retrieval", "retrieval_splits", "label_transfer", "few_shot_diagnosis",
+            "attribute_probes"} <= set(table["analysis"])
+    constant = table[(table["analysis"] == "retrieval") & (table["method"] == "constant")]
+    assert set(constant["level"]) == {"scan", "network"} and len(constant) == 6
     assert json.loads((out / "eval.json").read_text())["split"]["n_test_scans"] == 4
 
 
@@ -98,13 +109,14 @@ def test_attribute_probes_per_family_beside_null_and_majority(chain):
             assert 0 <= scores["balanced_accuracy"] <= 1 and 0 <= scores["majority"] <= 1 and scores["null_sd"] >= 0
 
 
-def test_report_section_shows_retrieval_zero_shot_and_few_shot(chain):
+def test_report_section_shows_retrieval_label_transfer_and_few_shot(chain):
     from semantoks.report.language import language_section
 
     _, out, *_ = chain
     section = language_section(out / "eval.json")
-    assert "Text retrieval, scan level" in section and "Zero-shot" in section and "Few-shot diagnosis" in section
+    assert "Text retrieval, scan level" in section and "Label transfer" in section and "Few-shot diagnosis" in section
     assert "ceiling" in section and language_section(None) == ""
+    assert "diagnosis_logistic_probe" in section and "constant" in section and "language splits" in section
 
 
 def test_report_section_says_plainly_where_retrieval_is_at_chance_and_shows_attributes(chain):
@@ -126,10 +138,27 @@ def test_report_section_lists_each_held_out_cohort(chain, tmp_path):
 
     _, out, *_ = chain
     results = json.loads((out / "eval.json").read_text())
-    scores = next(iter(results["zero_shot"].values()))
-    results["zero_shot_loco"] = {"per_cohort": {"siteA": {"diagnosis": scores}, "siteB": {"diagnosis": scores}},
-                                 "pooled": {"diagnosis": scores}}
+    scores = next(iter(results["label_transfer"].values()))
+    results["label_transfer_loco"] = {"per_cohort": {"siteA": {"diagnosis": scores},
+                                                     "siteB": {"diagnosis": scores}},
+                                      "pooled": {"diagnosis": scores}}
     (tmp_path / "loco.json").write_text(json.dumps(results))
     section = language_section(tmp_path / "loco.json")
     assert "held-out cohort siteA: diagnosis" in section and "held-out cohort siteB: diagnosis" in section
     assert "pooled: diagnosis" in section
+
+
+def test_retrieval_is_repeated_over_language_splits_with_their_sd(chain):
+    _, _, record, _, _, results = chain
+    splits = results["retrieval_splits"]
+    assert splits["seeds"] == [0, 1, 2] and len(splits["per_split"]) == 3
+    # the first split is the stages' own; the others redraw the held-out subjects
+    assert splits["per_split"][0]["scan"] == results["retrieval_scan"]
+    summary = splits["summary"]["scan"]
+    assert set(summary) == set(results["retrieval_scan"])
+    for method, scores in summary.items():
+        assert scores["n_splits"] == 3 and scores["mrr"]["sd"] >= 0
+        values = [split["scan"][method]["mrr"] for split in splits["per_split"]]
+        assert scores["mrr"]["mean"] == pytest.approx(np.mean(values)) and scores["mrr"]["sd"] == pytest.approx(
+            np.std(values))
+    assert summary["constant"]["mrr"]["sd"] > 0 or summary["aligned"]["mrr"]["sd"] > 0

@@ -24,7 +24,7 @@ _BLANK = {"", "n/a", "na", "nan"}
 log = logging.getLogger(__name__)
 
 
-def read_phenotypes(path, participant_column, columns, subjects=None, cohort=None, missing=None):
+def read_phenotypes(path, participant_column, columns, subjects=None, cohort=None, missing=None, classes=None):
     """The declared columns of a participants file, typed; returns (frame, report).
 
     One row per subject (label without `sub-`); rows are matched to the imaging `subjects` with the
@@ -33,7 +33,9 @@ def read_phenotypes(path, participant_column, columns, subjects=None, cohort=Non
     missing; binary and categorical columns are pandas categoricals of strings, missing as NaN.
     The report counts missing values and lists the subjects found only in the file or only in
     the imaging data (`subjects`); those are logged, not fatal. `path=None` (a cohort without a
-    phenotype file) gives the imaging subjects with every declared column missing.
+    phenotype file) gives the imaging subjects with every declared column missing. Class codes of a
+    binary/categorical column are replaced by their names: `classes` {column: {code: name}} from the
+    config, else the `Levels` of the BIDS sidecar (`participants.json` beside the table).
     """
     columns = _check_declared_types(path, columns)
     if path is None:
@@ -49,6 +51,7 @@ def read_phenotypes(path, participant_column, columns, subjects=None, cohort=Non
             labels = np.array([matched.get(label, label) for label in labels], dtype=object)
         frame = pd.DataFrame({"subject": labels})
         vocabulary = missing_values(missing)
+        names = class_names(path, columns, classes)
         missing = {}
         for name, kind in columns.items():
             values = raw[name].str.strip()
@@ -57,7 +60,7 @@ def read_phenotypes(path, participant_column, columns, subjects=None, cohort=Non
             if kind == "continuous":
                 frame[name] = _continuous(path, name, values, is_missing)
             else:
-                frame[name] = _categories(path, name, kind, values.mask(is_missing))
+                frame[name] = _categories(path, name, kind, _named(path, name, values.mask(is_missing), names))
     report = _coverage_report(path, cohort, frame, missing, subjects)
     report["outliers"] = _outliers(path, frame, columns)
     frame.attrs["phenotype_types"] = dict(columns)
@@ -85,10 +88,10 @@ def phenotype_table_path(out_root, cohort):
     return partition_dir(out_root, "phenotypes", cohort=check_partition_value("cohort", cohort)) / PART_NAME
 
 
-def build_phenotype_table(path, participant_column, columns, subjects, cohort, out_root, missing=None):
+def build_phenotype_table(path, participant_column, columns, subjects, cohort, out_root, missing=None, classes=None):
     """Read, check and write one cohort's phenotypes into the dataset; returns (written path, report)."""
     frame, report = read_phenotypes(path, participant_column, columns, subjects=subjects, cohort=cohort,
-                                    missing=missing)
+                                    missing=missing, classes=classes)
     return write_phenotypes(frame, phenotype_table_path(out_root, cohort)), report
 
 
@@ -118,6 +121,56 @@ def read_phenotype_table(root, cohorts=None):
             combined[name] = combined[name].astype("category")
     combined.attrs["phenotype_types"] = types
     return combined
+
+
+def class_names(path, columns, classes=None):
+    """{column: {code: name}} for the binary/categorical `columns`: the config's `classes`, else the sidecar's Levels.
+
+    The sidecar is the BIDS `participants.json` beside the table (same name, .json); a column in
+    `classes` that is not a declared binary/categorical column is an error.
+    """
+    where = f"{path}: phenotypes.classes" if path is not None else "config.yaml: phenotypes.classes"
+    found = {}
+    for column, levels in (classes or {}).items():
+        if columns.get(column) not in ("binary", "categorical"):
+            raise SemantoksError(f"{where} names column {column!r}, which is not a declared binary or categorical "
+                                 "column; declare it in phenotypes.columns or remove it from classes.")
+        found[column] = _levels(where, column, levels)
+    sidecar = None if path is None else Path(path).with_suffix(".json")
+    if sidecar is not None and sidecar.is_file():
+        try:
+            described = json.loads(sidecar.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SemantoksError(f"{sidecar}: not valid JSON ({error}); fix the BIDS sidecar or remove it.") from None
+        for column, kind in columns.items():
+            levels = (described.get(column) or {}).get("Levels") if isinstance(described, dict) else None
+            if kind != "continuous" and column not in found and isinstance(levels, dict) and levels:
+                found[column] = _levels(f"{sidecar}: {column}.Levels", column, levels)
+    return found
+
+
+def _levels(where, column, levels):
+    if not isinstance(levels, dict) or not levels:
+        raise SemantoksError(f"{where}.{column} must map each code to a name, e.g. {{1: autism, 2: control}}.")
+    named = {str(code).strip(): str(name).strip() for code, name in levels.items()}
+    if any(not name for name in named.values()) or len(set(named.values())) < len(named):
+        raise SemantoksError(f"{where}.{column} gives an empty or repeated class name ({named}); give each code "
+                             "its own name.")
+    return named
+
+
+def _named(path, column, values, names):
+    """The column's codes replaced by their class names; a code without a name is one line."""
+    if column not in names:
+        return values
+    mapping = names[column]
+    present = values.dropna()
+    unnamed = present[~present.isin(list(mapping))]
+    if len(unnamed):
+        raise SemantoksError(f"{path}: column {column!r} has code {unnamed.iloc[0]!r} (row {_row(unnamed.index[0])}) "
+                             f"with no class name (named: {', '.join(mapping)}); add it to phenotypes.classes.{column} "
+                             "or to the sidecar's Levels.")
+    return values.map(mapping, na_action="ignore")
 
 
 def _all_missing(columns, subjects):

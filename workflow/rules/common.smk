@@ -164,6 +164,9 @@ def phenotype_inputs(wildcards):
     table = phenotype_table_path(wildcards.cohort)
     if table:
         inputs["table"] = table
+        # a BIDS sidecar's Levels name the class codes: editing it reruns the table
+        if Path(table).with_suffix(".json").is_file():
+            inputs["levels"] = str(Path(table).with_suffix(".json"))
     return inputs
 
 

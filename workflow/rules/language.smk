@@ -51,7 +51,7 @@ rule text_embed:
 
 
 rule align:
-    """Network tokens of the frozen teacher, then scan-, network- and zero-shot heads onto the text space."""
+    """Network tokens of the frozen teacher, then scan-, network- and label-transfer heads onto the text space."""
     input:
         reference=rules.descriptors.output.reference,
         text_embeddings=rules.text_embed.output.embeddings,
@@ -111,7 +111,7 @@ rule codes:
 
 
 rule language_eval:
-    """Text retrieval beside ridge, random-init and FC baselines, attribute probes, zero-shot (leave-one-cohort-out) and few-shot."""
+    """Text retrieval beside ridge, random-init and FC baselines, constant-prediction rows, repeated splits, attribute probes, label transfer beside a same-subject probe and few-shot."""
     input:
         reference=rules.descriptors.output.reference,
         text_embeddings=rules.text_embed.output.embeddings,

@@ -138,6 +138,24 @@ def test_probe_phenotype_not_declared_in_a_probed_cohort_names_the_key():
     assert validate_config(config)["probe"]["phenotypes"] == {"iq": {"bins": None}}
 
 
+def test_phenotype_classes_with_int_codes_validate_and_must_name_a_categorical_column():
+    columns = {"DX_GROUP": "binary", "AGE": "continuous"}
+    config = {"cohorts": {"abide": _simulated(columns)}}
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"DX_GROUP": {1: "autism", 2: "control"}}
+    assert validate_config(config)["cohorts"]["abide"]["phenotypes"]["classes"]["DX_GROUP"][1] == "autism"
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"AGE": {1: "young"}}
+    assert ("cohorts.abide.phenotypes.classes names column 'AGE', which is not a declared binary or categorical"
+            in _refused(config))
+
+
+def test_label_transfer_of_an_undeclared_or_continuous_phenotype_names_the_key():
+    config = {"cohorts": {"demo": _simulated({"age": "continuous", "diagnosis": "binary"})},
+              "language": {"enabled": True, "label_transfer": ["diagnosis", "age"]}}
+    assert "'language.label_transfer' names 'age' (continuous in the probed cohorts'" in _refused(config)
+    config["language"]["label_transfer"] = ["diagnosis"]
+    assert validate_config(config)["language"]["split_repeats"] == 4
+
+
 def test_binned_job_name_as_a_phenotype_points_to_bins():
     message = _refused({"cohorts": {"demo": _simulated({"age": "continuous"})}, "probe": {"phenotypes": {"age_binned": {}}}})
     assert "'probe.phenotypes.age_binned' is not a column; probe 'age' with bins: K" in message

@@ -62,7 +62,7 @@ def test_demo_aligned_network_head_retrieves_held_out_descriptor_texts_above_cha
     assert network["aligned"]["top1"] > 2 * network["aligned"]["chance_top1"], network
     # the FC ridge is the ceiling to read it against (descriptors are functions of FC), on the same scans
     assert "network_fc_ridge" in network and scan["network_fc_ridge"]["n"] == scan["aligned"]["n"] > 0
-    assert set(results["zero_shot"]) >= set(DEMO_CONFIG["language"]["zero_shot"])
+    assert set(results["label_transfer"]) >= set(DEMO_CONFIG["language"]["label_transfer"])
     page = (demo / "report" / "report.html").read_text()
     assert "Language-aligned tokens" in page and "network_fc_ridge" in page
 

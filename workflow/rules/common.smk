@@ -77,7 +77,8 @@ LANG = f"{R}/language"
 # the language sets are probed in their own job per phenotype, so a language.* edit reruns no other probe
 ALIGNED_FEATURES = FEATURES.format(feature_set=ALIGNED_FEATURE_SET)
 CODES_FEATURES = f"{LANG}/codes/codes_{LANGUAGE['codes_k']}.parquet"
-LANGUAGE_FEATURE_FILES = dict(zip(language_feature_sets(LANGUAGE), (ALIGNED_FEATURES, CODES_FEATURES)))
+VQ_FEATURES = f"{LANG}/vq/vq_{LANGUAGE['vq_codebook_size']}.parquet"
+LANGUAGE_FEATURE_FILES = dict(zip(language_feature_sets(LANGUAGE), (ALIGNED_FEATURES, CODES_FEATURES, VQ_FEATURES)))
 
 
 def script_code(name):

@@ -50,12 +50,15 @@ def _on_keys(meta, X, keys):
 
 
 def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, tokens_parquet, heads_dir, out_json,
-                   out_tsv, baselines=None, codes_parquet=None, phenotypes=None, label_transfer_phenotypes=(),
+                   out_tsv, baselines=None, codes_parquet=None, vq_parquet=None, codebook_usage=None,
+                   phenotypes=None, label_transfer_phenotypes=(),
                    few_shot_ks=(1, 2, 4, 8, 16), few_shot_draws=20, split_repeats=0, test_size=0.25, align_steps=300,
                    seed=0):
     """Write the evaluation JSON and a long TSV (analysis, level, method, metric, value, chance, n).
 
     `baselines` {name: feature parquet} add `<name>_ridge` retrieval rows (network_fc, random_init).
+    `vq_parquet` (the trained tokenizer's codes) is probed beside the k-means `codes_parquet`;
+    `codebook_usage` {name: usage json} is copied into the results for the report.
     `split_repeats` further language splits (seeds after `seed`, `test_size` of the subjects held out)
     repeat the retrieval with everything split-dependent refitted (heads with `align_steps` steps).
     """
@@ -107,9 +110,13 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
                                      "chance": summary[f"chance_{metric}"]["mean"], "n": summary["n_splits"]})
     aligned = scan_head.project(X)
     codes = _on_keys(*load_embeddings(codes_parquet), keys) if codes_parquet else None
-    # the continuous, aligned, discrete and FC views, each probed the same way
+    vq_codes = _on_keys(*load_embeddings(vq_parquet), keys) if vq_parquet else None
+    # the continuous, aligned, discrete (k-means and trained) and FC views, each probed the same way
     sets = {"aligned": aligned, "unaligned": X, **({"codes": codes} if codes is not None else {}),
+            **({"vq_codes": vq_codes} if vq_codes is not None else {}),
             **({"network_fc": features["network_fc"]} if "network_fc" in features else {})}
+    if codebook_usage:
+        results["codebooks"] = {name: json.loads(Path(path).read_text()) for name, path in codebook_usage.items()}
     descriptors_parquet = Path(descriptor_dir) / "descriptors.parquet"
     z = _on_keys(*_descriptor_table(descriptors_parquet, reference), keys) if descriptors_parquet.is_file() else None
     if z is not None:

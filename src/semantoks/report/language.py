@@ -73,6 +73,23 @@ def _splits_table(level, splits):
             f"<table><tr><th>method</th><th>top-1</th><th>top-5</th><th>MRR</th></tr>{rows}</table>")
 
 
+def _codebook_table(codebooks):
+    """Codebook usage on the training subjects' tokens: k-means codes beside the trained VQ tokenizer's."""
+    if not codebooks:
+        return ""
+    rows = ""
+    for name, record in codebooks.items():
+        train = record["train"]
+        size = train.get("codebook_size", train.get("k"))
+        rows += (f"<tr><td>{html.escape(name)}</td><td class=\"num\">{size}</td>"
+                 f"<td class=\"num\">{train['perplexity']:.1f}</td><td class=\"num\">{train['dead_codes']}</td></tr>")
+    return ("<h3>Network-token codebooks (training subjects' tokens)</h3><p class=\"note\">codes: cosine k-means on "
+            "the frozen tokens; vq_codes: the text-aligned VQ tokenizer trained with reconstruction, commitment and "
+            "soft SigLIP alignment. Perplexity = exp(code-usage entropy), K when every code is used equally.</p>"
+            "<table><tr><th>codebook</th><th>K</th><th>perplexity</th><th>dead codes</th></tr>"
+            f"{rows}</table>")
+
+
 def _label_transfer_section(results):
     transfer = results.get("label_transfer", {})
     if not transfer:
@@ -114,6 +131,7 @@ def language_section(evaluation_json):
                      "<table><tr><th>method</th><th>top-1</th>"
                      f"<th>top-5</th><th>MRR</th></tr>{rows}</table>"
                      + _splits_table(level, results.get("retrieval_splits", {})))
+    parts.append(_codebook_table(results.get("codebooks", {})))
     parts.append(_label_transfer_section(results))
     parts.append(_attribute_table(results.get("attribute_probes", {})))
     for phenotype, curves in results.get("few_shot", {}).items():

@@ -69,9 +69,10 @@ def test_demo_aligned_network_head_retrieves_held_out_descriptor_texts_above_cha
 
 def test_demo_language_feature_sets_are_probed_beside_the_baselines(demo):
     codes = f"codes_{DEMO_CONFIG['language']['codes_k']}"
+    vq = f"vq_{DEMO_CONFIG['language']['vq_codebook_size']}"
     summary = pd.read_csv(demo / "probes" / "summary.tsv", sep="\t", na_values=["n/a"])
-    rows = summary[summary["feature_set"].isin(["model_aligned", codes]) & (summary["status"] == "ok")]
-    assert set(rows["feature_set"]) == {"model_aligned", codes}
+    rows = summary[summary["feature_set"].isin(["model_aligned", codes, vq]) & (summary["status"] == "ok")]
+    assert set(rows["feature_set"]) == {"model_aligned", codes, vq}
     assert set(rows["phenotype"]) == set(summary["phenotype"])
     assert rows["mean"].notna().all() and rows["shuffled_mean"].notna().all()
     paired = pd.read_csv(demo / "probes" / "paired.tsv", sep="\t", na_values=["n/a"])

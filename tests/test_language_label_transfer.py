@@ -81,12 +81,16 @@ def test_leave_one_cohort_out_finds_a_planted_phenotype_without_the_held_out_coh
 
 
 def test_class_codes_the_encoder_cannot_tell_apart_are_refused_with_one_line():
-    # the hashing encoder drops digits: ABIDE's DX_GROUP 1/2 prompts embed to the same vector
     encoder = HashingTextEncoder(dim=64)
     phenotypes = pd.DataFrame({"cohort": "A", "subject": ["s1", "s2"], "dx_group": ["1", "2"]})
-    with pytest.raises(SemantoksError, match=r"'Dx group: 1\.' and 'Dx group: 2\.' of phenotype 'dx_group' embed to "
-                                             r"the same vector .* phenotypes\.classes"):
+    with pytest.raises(SemantoksError, match=r"phenotype 'dx_group' has bare codes as classes \(1, 2\).*"
+                                             r"phenotypes\.classes"):
         check_label_prompts(phenotypes, ["dx_group"], encoder)
+    # the hashing encoder drops one-letter words too: 'Sex: F.' and 'Sex: M.' embed to the same vector
+    letters = pd.DataFrame({"cohort": "A", "subject": ["s1", "s2"], "sex": ["F", "M"]})
+    with pytest.raises(SemantoksError, match=r"'Sex: F\.' and 'Sex: M\.' of phenotype 'sex' embed to "
+                                             r"the same vector .* phenotypes\.classes"):
+        check_label_prompts(letters, ["sex"], encoder)
     named = phenotypes.assign(dx_group=["autism", "control"])
     check_label_prompts(named, ["dx_group"], encoder)
     assert class_prompts("dx_group", ["autism", "control"], encoder).shape == (2, 64)

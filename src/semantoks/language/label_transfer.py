@@ -6,6 +6,8 @@ each held-out scan gets the class whose prompt is nearest its projection. A logi
 same features and the same training subjects is the reference it must be read against.
 """
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +16,8 @@ from semantoks.language.metrics import logistic_predict, nearest_prompt, shuffle
 from semantoks.probes.labels import subject_key
 
 PROBE_SUFFIX = "_logistic_probe"
+# classes like 1/2 or 0.0/1.0 (ABIDE's DX_GROUP, SEX) carry no meaning a prompt could match
+NUMERIC_CODE = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 CONTROL_SUFFIX = "_without_phenotype_sentences"
 
 
@@ -23,7 +27,12 @@ def phenotype_sentence(name, value):
 
 
 def class_prompts(name, classes, encoder):
-    """Unit prompt vectors [n_classes, d]; one line if two classes' prompts embed to the same vector."""
+    """Unit prompt vectors [n_classes, d]; one line if the classes are bare codes or two prompts embed alike."""
+    if all(NUMERIC_CODE.match(str(value)) for value in classes):
+        raise SemantoksError(
+            f"language.label_transfer: phenotype {name!r} has bare codes as classes ({', '.join(map(str, classes))}), "
+            "which a text prompt cannot mean; name the codes in the cohort's phenotypes.classes (e.g. "
+            f"{name}: {{1: autism, 2: control}}) or in a participants.json Levels entry.")
     sentences = [phenotype_sentence(name, value) for value in classes]
     prompts = unit_rows(encoder.encode(sentences))
     for i in range(len(prompts)):

@@ -137,6 +137,12 @@ def test_report_section_says_plainly_where_retrieval_is_at_chance_and_shows_attr
     assert " at chance (MRR 0.170 vs 0.170); the network-FC ridge ceiling reaches 0.600" in retrieval_verdict(
         "scan", {"aligned": chance, "network_fc_ridge": ceiling})
     assert " above chance" in retrieval_verdict("network", {"aligned": ceiling})
+    constant = {"mrr": 0.5, "chance_mrr": 0.17, "top1": 0.3, "chance_top1": 0.05}
+    splits = {"aligned": {"n_splits": 5, "mrr": {"mean": 0.55, "sd": 0.08}},
+              "constant": {"n_splits": 5, "mrr": {"mean": 0.52, "sd": 0.07}}}
+    line = retrieval_verdict("network", {"aligned": ceiling, "constant": constant}, splits)
+    assert "above the scan-blind constant prediction (MRR 0.500)" in line
+    assert "Over 5 splits the aligned MRR is 0.550 ± 0.080, the constant's 0.520 ± 0.070." in line
 
 
 def test_report_section_lists_each_held_out_cohort(chain, tmp_path):

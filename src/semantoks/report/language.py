@@ -17,7 +17,7 @@ def _cell(value):
     return "–" if value is None else f"{float(value):.3f}"
 
 
-def retrieval_verdict(level, scores):
+def retrieval_verdict(level, scores, splits=None):
     """One plain line: does the aligned head retrieve its own texts better than chance and than the scan-blind
     constant prediction, and how far from the ceiling."""
     aligned, ceiling, constant = scores.get("aligned"), scores.get("network_fc_ridge"), scores.get("constant")
@@ -32,6 +32,12 @@ def retrieval_verdict(level, scores):
                  f"(MRR {constant['mrr']:.3f})")
     if ceiling is not None:
         line += f"; the network-FC ridge ceiling reaches {ceiling['mrr']:.3f}"
+    repeated = (splits or {}).get("aligned"), (splits or {}).get("constant")
+    if all(repeated):
+        # one split can sit on either side of the constant row by chance: the splits' spread says which
+        line += (f". Over {repeated[0]['n_splits']} splits the aligned MRR is {repeated[0]['mrr']['mean']:.3f} ± "
+                 f"{repeated[0]['mrr']['sd']:.3f}, the constant's {repeated[1]['mrr']['mean']:.3f} ± "
+                 f"{repeated[1]['mrr']['sd']:.3f}")
     return line + "."
 
 
@@ -115,6 +121,7 @@ def language_section(evaluation_json):
              f"<p class=\"note\">Text encoder {html.escape(str(results['text_encoder'].get('name')))}; "
              f"{results['split']['n_train_scans']} training / {results['split']['n_test_scans']} held-out scans. "
              f"{html.escape(LIMITS)}</p>"]
+    splits_summary = results.get("retrieval_splits", {}).get("summary", {})
     for level in ("scan", "network"):
         scores = results.get(f"retrieval_{level}", {})
         if not scores:
@@ -125,7 +132,7 @@ def language_section(evaluation_json):
                 for m in ("top1", "top5", "mrr")) + "</tr>"
             for method, s in scores.items())
         parts.append(f"<h3>Text retrieval, {level} level</h3>"
-                     f"<p>{html.escape(retrieval_verdict(level, scores))}</p>"
+                     f"<p>{html.escape(retrieval_verdict(level, scores, splits_summary.get(level)))}</p>"
                      f"<p class=\"note\">{html.escape(results.get('retrieval_ranks', ''))}; <i>constant</i>: the "
                      "training texts' mean vector for every scan (scan-blind).</p>"
                      "<table><tr><th>method</th><th>top-1</th>"

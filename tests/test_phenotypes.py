@@ -241,6 +241,17 @@ def test_class_codes_get_their_names_from_the_bids_sidecar_levels(tmp_path):
         {"dx_group": {"Description": "diagnostic group", "Levels": {"1": "autism", "2": "control"}}}))
     frame, _ = read_phenotypes(path, "participant_id", {"dx_group": "binary"})
     assert frame["dx_group"].tolist()[:2] == ["autism", "control"] and pd.isna(frame["dx_group"].iloc[2])
+    # Levels describe words too (BIDS); words are kept, only bare codes are replaced
+    path = write_participants(tmp_path / "participants.tsv", [("sub-01", "patient", "F"), ("sub-02", "control", "M")],
+                              header=("participant_id", "diagnosis", "sex"))
+    (tmp_path / "participants.json").write_text(json.dumps(
+        {"diagnosis": {"Levels": {"patient": "a patient", "control": "a control"}},
+         "sex": {"Levels": {"F": "female", "M": "male"}}}))
+    frame, _ = read_phenotypes(path, "participant_id", {"diagnosis": "binary", "sex": "binary"})
+    assert frame["diagnosis"].tolist() == ["patient", "control"] and frame["sex"].tolist() == ["female", "male"]
+    path = write_participants(tmp_path / "participants.tsv", [("sub-01", "1"), ("sub-02", "2"), ("sub-03", "n/a")],
+                              header=("participant_id", "dx_group"))
+    (tmp_path / "participants.json").write_text(json.dumps({"dx_group": {"Levels": {"1": "autism", "2": "control"}}}))
     # the config wins over the sidecar
     frame, _ = read_phenotypes(path, "participant_id", {"dx_group": "binary"},
                                classes={"dx_group": {"1": "ASD", "2": "TD"}})

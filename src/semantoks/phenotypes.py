@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ TYPES_KEY = b"semantoks.phenotype_types"
 # a continuous value this many robust SDs (MAD x 1.4826) from the median is logged as a likely entry error
 OUTLIER_ROBUST_SDS = 6
 _BLANK = {"", "n/a", "na", "nan"}
+# a value that names nothing by itself (1, 2.0, F): the ones a sidecar's Levels replace by their names
+BARE_CODE = re.compile(r"^(-?\d+(\.\d+)?|[A-Za-z])$")
+SIDECAR = object()
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +130,9 @@ def read_phenotype_table(root, cohorts=None):
 def class_names(path, columns, classes=None):
     """{column: {code: name}} for the binary/categorical `columns`: the config's `classes`, else the sidecar's Levels.
 
-    The sidecar is the BIDS `participants.json` beside the table (same name, .json); a column in
-    `classes` that is not a declared binary/categorical column is an error.
+    The sidecar is the BIDS `participants.json` beside the table (same name, .json); its Levels name a
+    column only where every value is a bare code (a number or one letter, see `_named`), so words like
+    "patient" stay. A column in `classes` that is not a declared binary/categorical column is an error.
     """
     where = f"{path}: phenotypes.classes" if path is not None else "config.yaml: phenotypes.classes"
     found = {}
@@ -145,7 +150,7 @@ def class_names(path, columns, classes=None):
         for column, kind in columns.items():
             levels = (described.get(column) or {}).get("Levels") if isinstance(described, dict) else None
             if kind != "continuous" and column not in found and isinstance(levels, dict) and levels:
-                found[column] = _levels(f"{sidecar}: {column}.Levels", column, levels)
+                found[column] = {**_levels(f"{sidecar}: {column}.Levels", column, levels), SIDECAR: True}
     return found
 
 
@@ -163,8 +168,10 @@ def _named(path, column, values, names):
     """The column's codes replaced by their class names; a code without a name is one line."""
     if column not in names:
         return values
-    mapping = names[column]
+    mapping = {code: name for code, name in names[column].items() if code != SIDECAR}
     present = values.dropna()
+    if SIDECAR in names[column] and not present.map(lambda v: bool(BARE_CODE.match(str(v)))).all():
+        return values
     unnamed = present[~present.isin(list(mapping))]
     if len(unnamed):
         raise SemantoksError(f"{path}: column {column!r} has code {unnamed.iloc[0]!r} (row {_row(unnamed.index[0])}) "

@@ -12,6 +12,7 @@ from semantoks.config import load_config, read_config_file, validate_config
 from semantoks.provenance import config_hash
 from semantoks.config_checks import PHENOTYPE_NAME
 from semantoks.errors import SemantoksError
+from semantoks.features.registry import DEFAULT_FEATURE_SETS
 
 MINIMAL = {"cohorts": {"demo": {"source": "simulated"}}}
 
@@ -27,7 +28,7 @@ def test_defaults_fill_nested_cohort_entries():
     config = validate_config(MINIMAL)
     assert config["cohorts"]["demo"]["simulate"] == {"n_subjects": 48, "seed": 0, "resolution_mm": 6}
     assert config["atlas"]["n_parcels"] == 100
-    assert config["probe"]["feature_sets"] == ["model", "random_init", "fc", "network_fc"]
+    assert config["probe"]["feature_sets"] == list(DEFAULT_FEATURE_SETS)
 
 
 @pytest.mark.parametrize(
@@ -329,3 +330,13 @@ def test_check_config_plans_the_runs_and_catches_what_only_planning_finds(tmp_pa
     result = _check_config_cli(path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cohorts.lab.exclude[0] names subject 99" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_paper_space_band_passes_pretraining_input_as_the_reference_unless_set():
+    base = {"atlas": {"family": "brainsemantoks457", "space": "MNI152NLin6Asym", "custom": {"dseg": "space457.nii.gz"}},
+            "cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(base)["pretrain"]["band_pass"] == [0.01, 0.1]
+    assert validate_config({**base, "pretrain": {"band_pass": None}})["pretrain"]["band_pass"] is None
+    assert validate_config({**base, "pretrain": {"steps": 5}})["pretrain"]["band_pass"] == [0.01, 0.1]
+    schaefer = {"cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(schaefer)["pretrain"]["band_pass"] is None

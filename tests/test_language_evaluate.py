@@ -17,8 +17,8 @@ from semantoks.language.network_tokens import network_token_features, read_netwo
 from semantoks.language.text_embed import embed_texts
 from semantoks.language.vq_codes import vq_codes_stage
 from semantoks.model.train import pretrain
-from semantoks.probes.features import write_feature_set
-from semantoks.probes.load import connectivity_feature_set
+from semantoks.features.table import write_feature_table
+from semantoks.probes.load import static_feature_set
 
 torch.set_num_threads(1)
 
@@ -36,7 +36,7 @@ def chain(tmp_path_factory):
     embed_dataset(None, root / "data", ATLAS, ["A"], root / "random_init.parquet", n_crops=2,
                   config=tiny_config(), seed=3)
     network_token_features(checkpoint, root / "data", ATLAS, ["A"], out / "network_tokens.parquet", n_crops=2)
-    write_feature_set(root / "network_fc.parquet", *connectivity_feature_set(root / "data", ATLAS, "network_fc"))
+    write_feature_table(root / "network_fc.parquet", *static_feature_set(root / "data", ATLAS, "network_fc"))
     phenotypes = pd.DataFrame({"cohort": "A", "subject": [f"A{i:03d}" for i in range(16)],
                                "diagnosis": ["patient", "control"] * 8})
     align = align_stage(out / "descriptors", out / "text_embeddings.parquet", out / "text_encoder.json",

@@ -17,6 +17,7 @@ import yaml
 
 from semantoks.dataset import iter_scans, read_atlas_metadata
 from semantoks.simulate import plan_cohort
+from semantoks.snakemake_threads import job_timeline, most_threads_at_once
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # the small demo every end-to-end test runs: .test/config/config.yaml (the distribution convention)
@@ -96,7 +97,9 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
     # the language sets (the .test config turns the stages on) sit beside the main ones
     codes = f"codes_{DEMO_CONFIG['language']['codes_k']}"
     vq = f"vq_{DEMO_CONFIG['language']['vq_codebook_size']}"
-    assert set(summary["feature_set"]) == {"model", "random_init", "fc", "network_fc", "model_aligned", codes, vq}
+    baselines = {"fc", "network_fc", "tangent_fc", "dynamics", "fc+dynamics"}
+    assert set(summary["feature_set"]) == {"model", "random_init", *baselines, "model_aligned", codes, vq}
+    assert (summary.query("feature_set in @baselines")["status"] == "ok").all()
     assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned"}
     assert summary["shuffled_mean"].notna().all()
 
@@ -171,6 +174,14 @@ def test_report_is_written_and_a_finished_workflow_has_nothing_to_do(demo_run, r
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_running_threads_never_exceed_the_cores(demo_run):
+    # the fixture's run is the first log; Snakemake 9.10-9.16 ran 5-7 threads on 2 cores before the fix
+    first_log = sorted((demo_run.parent / ".snakemake" / "log").glob("*.snakemake.log"))[0]
+    jobs = job_timeline(first_log.read_text())
+    assert len(jobs) > 50
+    assert most_threads_at_once(jobs) <= 2
+
+
 def test_lint_is_clean(repo_root, templateflow_home, tmp_path):
     env = {**os.environ, "TEMPLATEFLOW_HOME": str(templateflow_home)}
     result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=repo_root, capture_output=True, text=True, env=env)
@@ -221,6 +232,18 @@ def test_fused_feature_set_reads_its_parts_and_writes_no_file_of_its_own(repo_ro
     assert counts.get("embed") == "1" and counts.get("connectivity_features") == "1"
     assert "features/model.parquet" in jobs and "features/network_fc.parquet" in jobs
     assert "features/model+network_fc" not in jobs
+
+
+def test_baseline_sets_are_written_by_their_registry_rules_and_the_fused_one_by_none(repo_root, templateflow_home,
+                                                                                     tmp_path):
+    probe = {**DEMO_CONFIG["probe"], "feature_sets": ["tangent_fc", "fc+dynamics"]}
+    config = {**DEMO_CONFIG, "probe": probe, "language": {"enabled": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
+    assert counts.get("connectivity_features") == "2" and counts.get("dynamics_features") == "1"
+    assert "features/tangent_fc.parquet" in jobs and "features/dynamics.parquet" in jobs
+    assert "features/fc+dynamics" not in jobs
 
 
 def test_misspelled_config_key_stops_the_workflow_with_one_clear_line(repo_root, templateflow_home, tmp_path):

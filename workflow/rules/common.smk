@@ -8,12 +8,20 @@ sys.path.insert(0, SRC)
 _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
+from snakemake import __version__ as SNAKEMAKE_VERSION
+from snakemake.scheduling.job_scheduler import JobScheduler
+from semantoks.snakemake_threads import reserve_lone_jobs
+
+# Snakemake 9.10-9.16 run more threads than --cores without it (benchmarks/RESULTS.md, "Threads within --cores")
+reserve_lone_jobs(JobScheduler, SNAKEMAKE_VERSION)
+
 from semantoks.bids_names import xcpd_paths
 from semantoks.cohorts.roi_import import find_roi_scans
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
+from semantoks.features.registry import wildcard_constraint
 from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language_feature_sets, probed_feature_sets
-from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
+from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
 from semantoks.workflow_plan import (
@@ -42,7 +50,8 @@ PRETRAIN_COHORTS = config["pretrain"]["cohorts"] or COHORTS
 PROBE_COHORTS = config["probe"]["cohorts"] or COHORTS
 # continuous phenotypes with bins also get a <name>_binned job
 PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
-# what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model keys)
+# what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model
+# keys; read through pretrain_rerun_settings, so an operational key under extra reruns nothing)
 RANDOM_INIT_KEYS = ("preset", "model", "window", "patch_len", "model_tr", "band_pass", "zscore", "filter_order", "seed",
                     "extra")
 FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"])

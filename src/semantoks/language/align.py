@@ -15,6 +15,7 @@ from torch import nn
 
 from semantoks.atomic import atomic_path, write_json
 from semantoks.errors import SemantoksError
+from semantoks.features.table import read_feature_table, write_feature_table
 from semantoks.language.descriptors import read_reference
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
@@ -25,7 +26,6 @@ from semantoks.language.label_transfer import (
     loco_head_names,
     phenotype_text_vectors,
 )
-from semantoks.probes.features import load_embeddings, write_feature_set
 from semantoks.probes.labels import key_cohort
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
 
 def write_aligned_features(path, head, meta, X, identity):
     """Every scan's scan-head projection as the probes' `model_aligned` feature set (embeddings layout)."""
-    write_feature_set(path, meta, head.project(X),
-                      {"feature": "scan head projection of the model features into the text space", **identity})
+    write_feature_table(path, meta, head.project(X),
+                        {"feature": "scan head projection of the model features into the text space", **identity})
 
 
 def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, tokens_parquet, out_dir,
@@ -140,7 +140,7 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
     train = record["split"]["train"]
     if label_transfer:
         check_label_prompts(phenotypes, label_transfer, encoder_from_record(text_record))
-    meta, X = load_embeddings(features_parquet)
+    meta, X, _ = read_feature_table(features_parquet)
     token_meta, tokens, token_record = read_network_tokens(tokens_parquet)
     base = {"text_encoder": text_record["encoder"], "descriptor_identity": record["identity"]}
     summary = {"train_subjects": len(train), "heads": {}}

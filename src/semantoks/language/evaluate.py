@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from semantoks.atomic import write_json, write_table_tsv
+from semantoks.features.table import read_feature_table
 from semantoks.language.align import load_head
 from semantoks.language.attributes import attribute_probes
 from semantoks.language.descriptors import read_reference
@@ -35,7 +36,6 @@ from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_text_targets, scan_text_targets
 from semantoks.language.resplits import repeated_language_splits, resplit_heads, resplit_texts
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
-from semantoks.probes.features import load_embeddings
 from semantoks.probes.labels import subject_key
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
     encoder_id, descriptor_id = text_record["encoder"], record["identity"]
     scan_head, _ = load_head(heads_dir / "scan_head.pt", encoder_id, descriptor_id)
     network_head, _ = load_head(heads_dir / "network_head.pt", encoder_id, descriptor_id)
-    meta, X = load_embeddings(model_features)
+    meta, X, _ = read_feature_table(model_features)
     targets = scan_text_targets(text_keys, text_embeddings)
     keep = np.array([key in targets for key in zip(meta["cohort"], meta["scan_id"])], dtype=bool)
     meta, X = meta[keep].reset_index(drop=True), X[keep]
@@ -77,7 +77,7 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
     test = ~train
     features = {"unaligned": X}
     for name, path in (baselines or {}).items():
-        found = _on_keys(*load_embeddings(path), keys)
+        found = _on_keys(*read_feature_table(path)[:2], keys)
         if found is not None:
             features[name] = found
     tokens = read_network_tokens(tokens_parquet)
@@ -109,8 +109,8 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
                                      "metric": f"{metric}_{stat}", "value": summary[metric][stat],
                                      "chance": summary[f"chance_{metric}"]["mean"], "n": summary["n_splits"]})
     aligned = scan_head.project(X)
-    codes = _on_keys(*load_embeddings(codes_parquet), keys) if codes_parquet else None
-    vq_codes = _on_keys(*load_embeddings(vq_parquet), keys) if vq_parquet else None
+    codes = _on_keys(*read_feature_table(codes_parquet)[:2], keys) if codes_parquet else None
+    vq_codes = _on_keys(*read_feature_table(vq_parquet)[:2], keys) if vq_parquet else None
     # the continuous, aligned, discrete (k-means and trained) and FC views, each probed the same way
     sets = {"aligned": aligned, "unaligned": X, **({"codes": codes} if codes is not None else {}),
             **({"vq_codes": vq_codes} if vq_codes is not None else {}),
@@ -120,7 +120,8 @@ def evaluate_stage(descriptor_dir, text_parquet, text_json, model_features, toke
     descriptors_parquet = Path(descriptor_dir) / "descriptors.parquet"
     z = _on_keys(*_descriptor_table(descriptors_parquet, reference), keys) if descriptors_parquet.is_file() else None
     if z is not None:
-        results["attribute_probes"] = attribute_probes(z, reference.names, train, sets, seed=seed)
+        subjects = [subject_key(c, s) for c, s in zip(meta["cohort"], meta["subject"])]
+        results["attribute_probes"] = attribute_probes(z, reference.names, train, sets, seed=seed, subjects=subjects)
         for family, by_set in results["attribute_probes"]["per_family"].items():
             for set_name, scores in by_set.items():
                 rows.append({"analysis": "attribute_probes", "level": family, "method": set_name,

@@ -6,6 +6,8 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from semantoks.probes.nulls import subject_label_shuffles
+
 RIDGE_ALPHAS = np.logspace(-2, 4, 13)
 RANK_CONVENTION = ("pessimistic ranks among the distinct held-out texts: a text tied with the own text counts "
                    "as ranked above it; chance from the number of distinct texts")
@@ -68,18 +70,9 @@ def shuffle_null_score(choice, labels, n_permutations=200, seed=0, subjects=None
     """
     labels = np.asarray(labels)
     score = balanced_accuracy_score(labels, choice)
-    subjects = np.arange(len(labels)) if subjects is None else np.asarray(subjects)
-    strata = np.zeros(len(labels), dtype=int) if strata is None else np.asarray(strata)
-    units, first, inverse = np.unique(subjects, return_index=True, return_inverse=True)
-    unit_labels, unit_strata = labels[first], strata[first]
-    rng = np.random.default_rng(seed)
-    null = np.empty(n_permutations)
-    for i in range(n_permutations):
-        shuffled = unit_labels.copy()
-        for stratum in np.unique(unit_strata):
-            rows = np.flatnonzero(unit_strata == stratum)
-            shuffled[rows] = unit_labels[rng.permutation(rows)]
-        null[i] = balanced_accuracy_score(shuffled[inverse], choice)
+    shuffles = subject_label_shuffles(labels, subjects, n_permutations, seed, strata)
+    null = np.array([balanced_accuracy_score(shuffled, choice) for shuffled in shuffles])
+    units = np.unique(np.arange(len(labels)) if subjects is None else np.asarray(subjects))
     return {"balanced_accuracy": float(score), "null_mean": float(null.mean()), "null_sd": float(null.std()),
             "null_p95": float(np.quantile(null, 0.95)),
             "p_value": float((1 + (null >= score).sum()) / (1 + n_permutations)), "n": int(len(labels)),

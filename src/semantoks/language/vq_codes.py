@@ -14,13 +14,13 @@ import torch
 
 from semantoks.atomic import atomic_path, write_json
 from semantoks.errors import SemantoksError
+from semantoks.features.table import write_feature_table
 from semantoks.language.codes import code_histograms
 from semantoks.language.descriptors import read_reference
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets
 from semantoks.language.text_embed import read_text_embeddings
 from semantoks.language.vq_tokenizer import TokenizerConfig, codebook_usage, fit_tokenizer
-from semantoks.probes.features import write_feature_set
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def vq_codes_stage(tokens_parquet, descriptor_dir, text_parquet, text_json, out_
     with atomic_path(out / f"vq_{codebook_size}_tokenizer.pt") as tmp:
         torch.save({"state_dict": model.state_dict(), "in_dim": int(dim), "text_dim": int(targets.shape[2]),
                     "config": asdict(config), "identity": identity}, tmp)
-    write_feature_set(out / f"vq_{codebook_size}.parquet", meta,
+    write_feature_table(out / f"vq_{codebook_size}.parquet", meta,
                       code_histograms(codes.reshape(n_scans, n_networks), codebook_size),
                       {"feature": f"one-hot network codes of the text-aligned VQ tokenizer (K={codebook_size})",
                        "networks": list(networks), **stats})

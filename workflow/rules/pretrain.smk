@@ -14,8 +14,8 @@ rule pretrain:
         checkpoint=CHECKPOINT,
         log_csv=f"{MODEL_DIR}/log.csv",
     params:
-        # the settings that decide the model; EXECUTION_KEYS are read from the config by the script
-        pretrain=canonical({k: v for k, v in config["pretrain"].items() if k not in PRETRAIN_EXECUTION_KEYS}),
+        # the settings that decide the model; execution keys (logging, budgets, runtime) are read from the config by the script
+        pretrain=canonical(pretrain_rerun_settings(config["pretrain"])),
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,

@@ -1,5 +1,6 @@
 """Config loading (strict YAML, schema, defaults), the cross-key checks, and which config files a run reads."""
 
+import re
 import os
 import shutil
 import subprocess
@@ -137,6 +138,24 @@ def test_probe_phenotype_not_declared_in_a_probed_cohort_names_the_key():
     assert "'probe.phenotypes.iq' is not declared in any probed cohort's phenotypes.columns (declared: age)" in message
     config["probe"]["cohorts"] = None
     assert validate_config(config)["probe"]["phenotypes"] == {"iq": {"bins": None}}
+
+
+def test_phenotype_classes_with_int_codes_validate_and_must_name_a_categorical_column():
+    columns = {"DX_GROUP": "binary", "AGE": "continuous"}
+    config = {"cohorts": {"abide": _simulated(columns)}}
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"DX_GROUP": {1: "autism", 2: "control"}}
+    assert validate_config(config)["cohorts"]["abide"]["phenotypes"]["classes"]["DX_GROUP"][1] == "autism"
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"AGE": {1: "young"}}
+    assert ("cohorts.abide.phenotypes.classes names column 'AGE', which is not a declared binary or categorical"
+            in _refused(config))
+
+
+def test_label_transfer_of_an_undeclared_or_continuous_phenotype_names_the_key():
+    config = {"cohorts": {"demo": _simulated({"age": "continuous", "diagnosis": "binary"})},
+              "language": {"enabled": True, "label_transfer": ["diagnosis", "age"]}}
+    assert "'language.label_transfer' names 'age' (continuous in the probed cohorts'" in _refused(config)
+    config["language"]["label_transfer"] = ["diagnosis"]
+    assert validate_config(config)["language"]["split_repeats"] == 4
 
 
 def test_binned_job_name_as_a_phenotype_points_to_bins():
@@ -312,6 +331,46 @@ def test_check_config_plans_the_runs_and_catches_what_only_planning_finds(tmp_pa
     result = _check_config_cli(path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cohorts.lab.exclude[0] names subject 99" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_site_split_needs_a_declared_site_column():
+    config = {"cohorts": {"a": _simulated({"site": "categorical", "age": "continuous"})},
+              "probe": {"phenotypes": {"age": {}}, "split": "leave_site_out"}}
+    assert "'probe.split' is leave_site_out but 'probe.site_column' is not set" in _refused(config)
+    config["probe"]["site_column"] = "centre"
+    assert "'probe.site_column' 'centre' is not declared" in _refused(config)
+    config["probe"]["site_column"] = "site"
+    assert validate_config(config)["probe"]["split"] == "leave_site_out"
+    config["probe"]["phenotypes"]["site"] = {}
+    assert "'probe.phenotypes.site' cannot be probed with probe.split leave_site_out" in _refused(config)
+
+
+def test_only_held_out_needs_a_pretrain_hold_out_on_a_declared_column():
+    config = {"cohorts": {"a": _simulated({"site": "categorical"})}, "probe": {"only_held_out": True}}
+    assert "'probe.only_held_out' is true but 'pretrain.hold_out' is not set" in _refused(config)
+    config["pretrain"] = {"hold_out": {"column": "centre", "values": ["x"]}}
+    assert "'pretrain.hold_out.column' 'centre' is not declared in cohorts.a.phenotypes.columns" in _refused(config)
+    config["pretrain"]["hold_out"]["column"] = "site"
+    assert validate_config(config)["pretrain"]["hold_out"] == {"column": "site", "values": ["x"]}
+
+
+def test_the_site_held_out_example_of_docs_probes_validates(repo_root):
+    text = (repo_root / "docs" / "probes.md").read_text()
+    block = re.findall(r"```yaml\n(# site-held-out probing\n.*?)```", text, re.DOTALL)
+    assert len(block) == 1
+    config = yaml.safe_load(block[0])
+    config["cohorts"] = {"abide": _simulated({"SITE_ID": "categorical", "AGE_AT_SCAN": "continuous"})}
+    config["probe"]["phenotypes"] = {"AGE_AT_SCAN": {}}
+    resolved = validate_config(config)
+    assert resolved["probe"]["split"] == "site_grouped" and resolved["pretrain"]["hold_out"]["column"] == "SITE_ID"
+
+
+def test_probe_confounds_must_be_declared_continuous():
+    config = {"cohorts": {"a": _simulated({"site": "categorical", "fd": "continuous"})},
+              "probe": {"confounds": ["site"]}}
+    assert "'probe.confounds' names 'site', which is not declared continuous" in _refused(config)
+    config["probe"]["confounds"] = ["fd"]
+    assert validate_config(config)["probe"]["confounds"] == ["fd"]
 
 
 def test_the_paper_space_band_passes_pretraining_input_as_the_reference_unless_set():

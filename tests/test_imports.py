@@ -24,11 +24,11 @@ FLOORS = [
         "semantoks.model.config", "semantoks.cohorts.missing_values", "=semantoks.model", "=semantoks.probes"]),
     ("inputs: atlases, denoising presets, cohorts, the simulator", [
         "semantoks.atlas", "semantoks.confounds", "semantoks.run_record", "semantoks.cohorts", "semantoks.simulate"]),
+    ("data: parcellation, the Parquet dataset, phenotypes, feature tables and baseline features", [
+        "semantoks.parcellate", "semantoks.dataset", "semantoks.phenotypes", "semantoks.features"]),
     ("workflow configuration and planning (below every stage and the model: no torch)", [
         "semantoks.config", "semantoks.config_checks", "semantoks.workflow_plan", "semantoks.rule_runner",
         "semantoks.snakemake_threads"]),
-    ("data: parcellation, the Parquet dataset, phenotypes, feature tables and baseline features", [
-        "semantoks.parcellate", "semantoks.dataset", "semantoks.phenotypes", "semantoks.features"]),
     ("model building blocks", ["semantoks.model"]),
     ("scan encoding and online evaluation", ["semantoks.model.encode", "semantoks.model.online_eval"]),
     ("the trainer", ["semantoks.model.train"]),

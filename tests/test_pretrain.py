@@ -717,6 +717,36 @@ def test_openmp_workers_sleep_instead_of_spinning():
     assert _openmp_settings({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
+def test_hold_out_sites_are_never_trained_on_and_recorded_in_the_checkpoint(toy_dataset, tmp_path, monkeypatch):
+    import shutil
+
+    import pandas as pd
+
+    from semantoks.model import train as train_module
+    from semantoks.phenotypes import phenotype_table_path, write_phenotypes
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_dataset, root)
+    for cohort, n in (("A", 8), ("B", 4)):
+        frame = pd.DataFrame({"subject": [f"{cohort}{i:03d}" for i in range(n)],
+                              "site": pd.Categorical([f"{cohort}{i % 2}" for i in range(n)])})
+        write_phenotypes(frame, phenotype_table_path(root, cohort), {"site": "categorical"})
+    trained = []
+    opened = train_module.open_pretraining_data
+
+    def spy(*args, **kwargs):
+        data = opened(*args, **kwargs)
+        trained.extend((s.meta["cohort"], s.meta["subject"]) for s in data.scans)
+        return data
+
+    monkeypatch.setattr(train_module, "open_pretraining_data", spy)
+    config = tiny_config(steps=2, checkpoint_every=2, hold_out={"column": "site", "values": ["A1", "B0"]})
+    checkpoint = pretrain(config, root, ATLAS, ["A", "B"], tmp_path / "model")
+    expected = {("A", f"A{i:03d}") for i in (1, 3, 5, 7)} | {("B", "B000"), ("B", "B002")}
+    assert {tuple(pair) for pair in load_checkpoint(checkpoint)["hold_out_subjects"]} == expected
+    assert len(trained) == 6 and not set(trained) & expected
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("edit", [{"log_every": 7}, {"runtime": 60}, {"extra": {"log_every": 7, "num_workers": 1}},
                                   {"health_every": 0, "max_minutes": 30}])

@@ -156,7 +156,8 @@ def test_the_documented_fused_set_config_validates_and_probes_the_fused_set(repo
 
 def test_language_feature_sets_are_the_aligned_projections_and_the_codes_of_k():
     assert language_feature_sets({"enabled": False, "codes_k": 32}) == []
-    assert language_feature_sets({"enabled": True, "codes_k": 32}) == ["model_aligned", "codes_32"]
+    assert language_feature_sets({"enabled": True, "codes_k": 32, "vq_codebook_size": 16}) == [
+        "model_aligned", "codes_32", "vq_16"]
 
 
 def test_language_sets_probed_beside_the_main_record_share_its_splits_and_its_baselines(tmp_path):

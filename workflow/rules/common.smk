@@ -86,7 +86,8 @@ LANG = f"{R}/language"
 # the language sets are probed in their own job per phenotype, so a language.* edit reruns no other probe
 ALIGNED_FEATURES = FEATURES.format(feature_set=ALIGNED_FEATURE_SET)
 CODES_FEATURES = f"{LANG}/codes/codes_{LANGUAGE['codes_k']}.parquet"
-LANGUAGE_FEATURE_FILES = dict(zip(language_feature_sets(LANGUAGE), (ALIGNED_FEATURES, CODES_FEATURES)))
+VQ_FEATURES = f"{LANG}/vq/vq_{LANGUAGE['vq_codebook_size']}.parquet"
+LANGUAGE_FEATURE_FILES = dict(zip(language_feature_sets(LANGUAGE), (ALIGNED_FEATURES, CODES_FEATURES, VQ_FEATURES)))
 
 
 def script_code(name):
@@ -173,6 +174,9 @@ def phenotype_inputs(wildcards):
     table = phenotype_table_path(wildcards.cohort)
     if table:
         inputs["table"] = table
+        # a BIDS sidecar's Levels name the class codes: editing it reruns the table
+        if Path(table).with_suffix(".json").is_file():
+            inputs["levels"] = str(Path(table).with_suffix(".json"))
     return inputs
 
 

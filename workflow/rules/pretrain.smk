@@ -6,9 +6,9 @@ rule pretrain:
     """
     input:
         partitions=[PARTITION.format(cohort=c) for c in PRETRAIN_COHORTS],
-        # online evaluation of phenotypes reads the dataset's phenotype tables
+        # online evaluation of phenotypes and pretrain.hold_out read the dataset's phenotype tables
         phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PRETRAIN_COHORTS]
-        if config["pretrain"]["eval_phenotypes"]
+        if config["pretrain"]["eval_phenotypes"] or config["pretrain"]["hold_out"]
         else [],
     output:
         checkpoint=CHECKPOINT,

@@ -182,6 +182,7 @@ class PretrainConfig:
     eval_every: int = 0
     eval_subjects: int = 0
     eval_phenotypes: tuple = ()
+    hold_out: dict | None = None
     data_source: str = "auto"
     num_workers: int = 0
     shuffle_buffer: int = 256

@@ -29,10 +29,11 @@ def probed_feature_sets(names, pretrain_enabled=True):
 
 
 def language_feature_sets(language):
-    """With `language.enabled`: the scan head's projections and the per-scan codes (`codes_<K>`), else none."""
+    """With `language.enabled`: the scan head's projections, the k-means codes (`codes_<K>`) and the trained
+    tokenizer's codes (`vq_<K>`), else none."""
     if not language.get("enabled"):
         return []
-    return [ALIGNED_FEATURE_SET, f"codes_{language['codes_k']}"]
+    return [ALIGNED_FEATURE_SET, f"codes_{language['codes_k']}", f"vq_{language['vq_codebook_size']}"]
 
 
 def feature_files(names):

@@ -6,7 +6,7 @@ from semantoks.dataset import iter_scans, read_atlas_metadata
 from semantoks.errors import SemantoksError
 from semantoks.features.registry import compute_feature_table
 from semantoks.features.table import read_feature_table
-from semantoks.phenotypes import read_phenotype_table
+from semantoks.phenotypes import held_out_by_value, read_phenotype_table
 
 
 def static_feature_set(dataset_root, atlas_id, name, cohorts=None):
@@ -28,6 +28,14 @@ def load_feature_sets(paths):
     return feature_sets
 
 
-def load_phenotypes(dataset_root, cohorts=None):
-    """The typed phenotype table of the probed cohorts (with `cohort`, `subject`, declared columns)."""
-    return read_phenotype_table(Path(dataset_root), cohorts)
+def load_phenotypes(dataset_root, cohorts=None, only_held_out=None):
+    """The typed phenotype table of the probed cohorts (with `cohort`, `subject`, declared columns).
+
+    `only_held_out` (pretrain.hold_out, {column, values}) keeps just the subjects pretraining never saw.
+    """
+    table = read_phenotype_table(Path(dataset_root), cohorts)
+    if not only_held_out:
+        return table
+    kept = set(held_out_by_value(table, only_held_out))
+    rows = [pair in kept for pair in zip(table["cohort"].astype(str), table["subject"].astype(str))]
+    return table[rows].reset_index(drop=True)

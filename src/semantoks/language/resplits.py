@@ -4,8 +4,9 @@ The descriptors themselves are per-scan measures and stay; the gradients keep th
 alignment to the first split's group map (an unsupervised fit on its training scans, no labels).
 """
 
+from semantoks.dataset.keys import KEY_COLUMNS
 from semantoks.language.align import fit_head
-from semantoks.language.descriptors import KEY_COLUMNS, ZReference, texts_table
+from semantoks.language.descriptors import ZReference, texts_table
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
 from semantoks.language.split import language_split
 from semantoks.language.text_embed import fit_and_encode
@@ -18,7 +19,7 @@ def split_seeds(seed, n_repeats):
 
 def resplit_texts(table, reference, record, encoder_name, train_subjects, seed):
     """(text keys, text embeddings) of every described scan, with reference, texts and encoder fitted on `train_subjects`."""
-    raw = table[KEY_COLUMNS + reference.names]
+    raw = table[[*KEY_COLUMNS, *reference.names]]
     refit = ZReference.fit(raw, train_subjects, reference.gradients)
     texts = texts_table(raw, refit, record["networks"], record["omitted_networks"], seed)
     _, embeddings = fit_and_encode(texts, train_subjects, encoder_name)

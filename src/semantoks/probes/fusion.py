@@ -10,6 +10,7 @@ import numpy as np
 
 from semantoks.errors import SemantoksError
 from semantoks.probes.load import CONNECTIVITY_KINDS
+from semantoks.probes.seeds import seeded_name, split_seed
 
 MODEL_FEATURE_SETS = ("model", "random_init")
 FILE_FEATURE_SETS = MODEL_FEATURE_SETS + CONNECTIVITY_KINDS
@@ -20,19 +21,33 @@ ALIGNED_FEATURE_SET = "model_aligned"
 
 
 def components(name):
-    """The file-level feature sets a probed set is made of (itself when it is not fused)."""
-    if "+" in name and name not in FUSED_FEATURE_SETS:
+    """The file-level feature sets a probed set is made of (itself when it is not fused); at a seed
+    (`model+network_fc@1`) its model-derived parts are that seed's files (`model@1`, `network_fc`)."""
+    base, seed = split_seed(name)
+    if "+" in base and base not in FUSED_FEATURE_SETS:
         raise SemantoksError(
-            f"config.yaml: probe.feature_sets names {name!r}; use any of {', '.join(PROBE_FEATURE_SETS)}."
+            f"config.yaml: probe.feature_sets names {base!r}; use any of {', '.join(PROBE_FEATURE_SETS)}."
         )
-    return FUSED_FEATURE_SETS.get(name, (name,))
+    parts = FUSED_FEATURE_SETS.get(base, (base,))
+    if seed is None:
+        return parts
+    return tuple(seeded_name(part, seed) if part in MODEL_FEATURE_SETS else part for part in parts)
 
 
-def probed_feature_sets(names, pretrain_enabled=True):
-    """The configured sets that can run: without pretraining, none that needs the model's embeddings."""
-    if pretrain_enabled:
-        return list(names)
-    return [name for name in names if not set(components(name)) & set(MODEL_FEATURE_SETS)]
+def probed_feature_sets(names, pretrain_enabled=True, seeds=None):
+    """The configured sets that can run: without pretraining, none that needs the model's embeddings.
+
+    With `seeds` (the pretraining seeds), every set made with `model` or `random_init` is probed once per
+    seed (`model@0`, `model@1`, ...; probes/seeds.py)."""
+    runnable = [name for name in names if pretrain_enabled or not _drawn_per_seed(name)]
+    if seeds is None:
+        return runnable
+    return [drawn for name in runnable
+            for drawn in ([seeded_name(name, seed) for seed in seeds] if _drawn_per_seed(name) else [name])]
+
+
+def _drawn_per_seed(name):
+    return bool(set(components(name)) & set(MODEL_FEATURE_SETS))
 
 
 def language_feature_sets(language):

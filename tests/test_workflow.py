@@ -201,6 +201,15 @@ def test_paired_table_compares_the_model_with_its_random_init_control(demo_run):
     paired = pd.read_csv(demo_run / "probes" / "paired.tsv", sep="\t", na_values=["n/a"])
     row = paired.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and a == 'model' and b == 'random_init'")
     assert len(row) == 1 and row.iloc[0]["n_splits"] == 5 and 0 <= row.iloc[0]["p_corrected"] <= 1
+    # pooled over the seeds, and per seed against the same seed's control; Holm never lowers a p
+    assert row.iloc[0]["p_corrected"] <= row.iloc[0]["p_holm"] <= 1 and pd.isna(row.iloc[0]["seed"])
+    seeds = paired.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and a.str.startswith('model@')"
+                         " and b.str.startswith('random_init@')")
+    assert sorted(zip(seeds["a"], seeds["b"])) == [("model@0", "random_init@0"), ("model@1", "random_init@1")]
+    summary = pd.read_csv(demo_run / "probes" / "summary.tsv", sep="\t", na_values=["n/a"])
+    model = summary.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and feature_set == 'model'")
+    per_seed = summary.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and feature_set.str.startswith('model@')")
+    assert model.iloc[0]["n_seeds"] == 2 and model.iloc[0]["seed_min"] == per_seed["mean"].min()
     assert "Paired comparisons" in (demo_run / "report" / "report.html").read_text()
 
 
@@ -211,9 +220,22 @@ def test_fused_feature_set_reads_its_parts_and_writes_no_file_of_its_own(repo_ro
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
     counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
-    assert counts.get("embed") == "1" and counts.get("connectivity_features") == "1"
-    assert "features/model.parquet" in jobs and "features/network_fc.parquet" in jobs
+    assert counts.get("embed") == str(DEMO_CONFIG["pretrain"]["seeds"]) and counts.get("connectivity_features") == "1"
+    assert "features/model/seed-0.parquet" in jobs and "features/network_fc.parquet" in jobs
     assert "features/model+network_fc" not in jobs
+
+
+def test_each_pretraining_seed_is_one_pretrain_job_in_its_own_folder_and_one_embed_per_set(
+    repo_root, templateflow_home, tmp_path
+):
+    config = {**DEMO_CONFIG, "pretrain": {**DEMO_CONFIG["pretrain"], "seed": 5, "seeds": 3}, "language": {"enabled": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
+    assert counts.get("pretrain") == "3" and counts.get("embed") == "6"
+    for seed in (5, 6, 7):
+        assert f"models/tiny_Schaefer100x7/seed-{seed}/checkpoint.pt" in jobs
+        assert f"features/model/seed-{seed}.parquet" in jobs and f"features/random_init/seed-{seed}.parquet" in jobs
 
 
 def test_misspelled_config_key_stops_the_workflow_with_one_clear_line(repo_root, templateflow_home, tmp_path):

@@ -26,7 +26,7 @@ from semantoks.probes.paired import (
     paired_comparisons,
     with_holm,
 )
-from semantoks.probes.seeds import pretrain_seeds, split_seed
+from semantoks.seeds import pretrain_seeds, split_seed
 from semantoks.probes.summary import read_probe_records, summarise
 
 

@@ -10,6 +10,8 @@ per-seed means). Free of torch and of the probes' estimators, so the report and 
 
 import pandas as pd
 
+from semantoks.seeds import split_seed
+
 PRIMARY_METRICS = ("balanced_accuracy", "r2")
 ALPHA = 0.05
 NOTHING_BEATEN = ("The pretrained model beats no baseline on any phenotype: no paired test of the model against "
@@ -22,7 +24,7 @@ def verdict_rows(summary, paired, alpha=ALPHA):
     paired = pd.DataFrame(paired)
     if summary.empty or paired.empty:
         return []
-    pooled = paired[paired["seed"].isna() & (paired["a"] == "model") & ~paired["b"].str.contains("@", regex=False)]
+    pooled = paired[(paired["a"] == "model") & paired["b"].map(lambda name: split_seed(name)[1] is None)]
     rows = []
     for phenotype, own in summary.groupby("phenotype", sort=False):
         metric = next((m for m in PRIMARY_METRICS if m in set(own["metric"])), None)

@@ -13,7 +13,7 @@ from semantoks.cohorts.roi_import import find_roi_scans
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language_feature_sets, probed_feature_sets
-from semantoks.probes.seeds import pretrain_seeds, seeded_name, split_seed
+from semantoks.seeds import pretrain_seeds, seeded_name, split_seed
 from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
@@ -46,7 +46,7 @@ PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
 # what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model keys)
 RANDOM_INIT_KEYS = ("preset", "model", "window", "patch_len", "model_tr", "band_pass", "zscore", "filter_order", "seed",
                     "extra")
-# model and random_init are drawn once per pretraining seed (`model@1`), pooled in the probes (probes/seeds.py)
+# model and random_init are drawn once per pretraining seed (`model@1`), pooled in the probes (semantoks/seeds.py)
 PRETRAIN_SEEDS = pretrain_seeds(config["pretrain"])
 FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"], PRETRAIN_SEEDS)
 # fused sets (model+network_fc) are built in the probe from these files

@@ -10,7 +10,7 @@ import numpy as np
 
 from semantoks.errors import SemantoksError
 from semantoks.probes.load import CONNECTIVITY_KINDS
-from semantoks.probes.seeds import seeded_name, split_seed
+from semantoks.seeds import seeded_name, split_seed
 
 MODEL_FEATURE_SETS = ("model", "random_init")
 FILE_FEATURE_SETS = MODEL_FEATURE_SETS + CONNECTIVITY_KINDS
@@ -38,7 +38,7 @@ def probed_feature_sets(names, pretrain_enabled=True, seeds=None):
     """The configured sets that can run: without pretraining, none that needs the model's embeddings.
 
     With `seeds` (the pretraining seeds), every set made with `model` or `random_init` is probed once per
-    seed (`model@0`, `model@1`, ...; probes/seeds.py)."""
+    seed (`model@0`, `model@1`, ...; semantoks/seeds.py)."""
     runnable = [name for name in names if pretrain_enabled or not _drawn_per_seed(name)]
     if seeds is None:
         return runnable

@@ -10,7 +10,7 @@ Learning 52:239-281) correct the variance of the mean difference to (1/J + n_tes
 compared with Student's t on J - 1 degrees of freedom (two-sided). n_test and n_train count
 subjects, the unit the splits resample.
 
-Sets probed at several pretraining seeds (`model@1`; probes/seeds.py) are compared at each seed with
+Sets probed at several pretraining seeds (`model@1`; semantoks/seeds.py) are compared at each seed with
 the baselines at the same seed (`random_init@1`) and, pooled, under their own name: the per-split
 difference averaged over seeds, then the same corrected test. Multiplicity: Holm's step-down
 correction within each family of one phenotype x metric x seed level (the pooled tests are one
@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from semantoks.errors import SemantoksError
-from semantoks.probes.seeds import seeded_name, split_seed
+from semantoks.seeds import seeded_name, split_seed
 
 BASELINES = ("random_init", "fc", "network_fc")
 # sets probed beside an earlier record (the language sets) are also compared with the unaligned model

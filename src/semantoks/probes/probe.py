@@ -28,7 +28,7 @@ from semantoks.probes.metrics import (
     regression_metrics,
 )
 from semantoks.probes.paired import paired_comparisons, paired_with_reference
-from semantoks.probes.seeds import seed_groups, split_seed
+from semantoks.seeds import seed_groups, split_seed
 from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
 
@@ -136,7 +136,7 @@ def _probe(aligned, blocks, labels, settings):
 
 
 def pool_seeds(results):
-    """Results with each set probed at several seeds pooled under its own name (probes/seeds.py), placed
+    """Results with each set probed at several seeds pooled under its own name (semantoks/seeds.py), placed
     before its per-seed entries; a set drawn at one seed is simply renamed. Every seed shares the splits
     and the label permutations, so the pooled null is the seed mean of each permutation's score."""
     groups = seed_groups(results)

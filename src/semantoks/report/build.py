@@ -19,7 +19,7 @@ from semantoks.errors import SemantoksError
 from semantoks.health_verdict import HEALTH_KEYS, INDISTINGUISHABLE, verdict
 from semantoks.probes.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 from semantoks.pretraining_verdict import format_interval, verdict_rows, verdict_sentence
-from semantoks.probes.seeds import split_seed
+from semantoks.seeds import split_seed
 from semantoks.probes.summary import paired_table, read_probe_records
 from semantoks.report import figures
 from semantoks.report.language import language_section
@@ -111,7 +111,7 @@ def _verdict_section(summary, records):
 
 
 def _pooled(names):
-    """The names of sets as reported: a set drawn over seeds once, under its own name (probes/seeds.py)."""
+    """The names of sets as reported: a set drawn over seeds once, under its own name (semantoks/seeds.py)."""
     return [name for name in names if split_seed(name)[1] is None]
 
 

@@ -1,4 +1,5 @@
-"""Feature sets drawn over several pretraining seeds, and how their scores pool.
+"""Pretraining seeds, the feature sets drawn over them, and how their scores pool (free of the probes and
+of torch: the workflow, the probes, the report and the model card all read it).
 
 `model` and `random_init` (and fused sets made with them) are embedded once per pretraining seed and
 probed as `<set>@<seed>` on the same splits as every other set. Their pooled entry, under the set's

@@ -13,10 +13,10 @@ from semantoks.cohorts.roi_import import find_roi_scans
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language_feature_sets, probed_feature_sets
-from semantoks.seeds import pretrain_seeds, seeded_name, split_seed
 from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
+from semantoks.seeds import pretrain_seeds, split_seed
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,

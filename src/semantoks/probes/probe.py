@@ -28,9 +28,9 @@ from semantoks.probes.metrics import (
     regression_metrics,
 )
 from semantoks.probes.paired import paired_comparisons, paired_with_reference
-from semantoks.seeds import seed_groups, split_seed
 from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
+from semantoks.seeds import seed_groups, split_seed
 
 
 def phenotype_seed(seed, name):

@@ -19,10 +19,10 @@ from semantoks.errors import SemantoksError
 from semantoks.health_verdict import HEALTH_KEYS, INDISTINGUISHABLE, verdict
 from semantoks.probes.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 from semantoks.pretraining_verdict import format_interval, verdict_rows, verdict_sentence
-from semantoks.seeds import split_seed
 from semantoks.probes.summary import paired_table, read_probe_records
 from semantoks.report import figures
 from semantoks.report.language import language_section
+from semantoks.seeds import split_seed
 
 VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "matplotlib", "torch", "nilearn")
 

@@ -12,6 +12,7 @@ from semantoks.config import load_config, read_config_file, validate_config
 from semantoks.provenance import config_hash
 from semantoks.config_checks import PHENOTYPE_NAME
 from semantoks.errors import SemantoksError
+from semantoks.features.registry import DEFAULT_FEATURE_SETS
 
 MINIMAL = {"cohorts": {"demo": {"source": "simulated"}}}
 
@@ -27,7 +28,7 @@ def test_defaults_fill_nested_cohort_entries():
     config = validate_config(MINIMAL)
     assert config["cohorts"]["demo"]["simulate"] == {"n_subjects": 48, "seed": 0, "resolution_mm": 6}
     assert config["atlas"]["n_parcels"] == 100
-    assert config["probe"]["feature_sets"] == ["model", "random_init", "fc", "network_fc"]
+    assert config["probe"]["feature_sets"] == list(DEFAULT_FEATURE_SETS)
 
 
 @pytest.mark.parametrize(
@@ -136,6 +137,24 @@ def test_probe_phenotype_not_declared_in_a_probed_cohort_names_the_key():
     assert "'probe.phenotypes.iq' is not declared in any probed cohort's phenotypes.columns (declared: age)" in message
     config["probe"]["cohorts"] = None
     assert validate_config(config)["probe"]["phenotypes"] == {"iq": {"bins": None}}
+
+
+def test_phenotype_classes_with_int_codes_validate_and_must_name_a_categorical_column():
+    columns = {"DX_GROUP": "binary", "AGE": "continuous"}
+    config = {"cohorts": {"abide": _simulated(columns)}}
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"DX_GROUP": {1: "autism", 2: "control"}}
+    assert validate_config(config)["cohorts"]["abide"]["phenotypes"]["classes"]["DX_GROUP"][1] == "autism"
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"AGE": {1: "young"}}
+    assert ("cohorts.abide.phenotypes.classes names column 'AGE', which is not a declared binary or categorical"
+            in _refused(config))
+
+
+def test_label_transfer_of_an_undeclared_or_continuous_phenotype_names_the_key():
+    config = {"cohorts": {"demo": _simulated({"age": "continuous", "diagnosis": "binary"})},
+              "language": {"enabled": True, "label_transfer": ["diagnosis", "age"]}}
+    assert "'language.label_transfer' names 'age' (continuous in the probed cohorts'" in _refused(config)
+    config["language"]["label_transfer"] = ["diagnosis"]
+    assert validate_config(config)["language"]["split_repeats"] == 4
 
 
 def test_binned_job_name_as_a_phenotype_points_to_bins():
@@ -311,3 +330,13 @@ def test_check_config_plans_the_runs_and_catches_what_only_planning_finds(tmp_pa
     result = _check_config_cli(path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cohorts.lab.exclude[0] names subject 99" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_paper_space_band_passes_pretraining_input_as_the_reference_unless_set():
+    base = {"atlas": {"family": "brainsemantoks457", "space": "MNI152NLin6Asym", "custom": {"dseg": "space457.nii.gz"}},
+            "cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(base)["pretrain"]["band_pass"] == [0.01, 0.1]
+    assert validate_config({**base, "pretrain": {"band_pass": None}})["pretrain"]["band_pass"] is None
+    assert validate_config({**base, "pretrain": {"steps": 5}})["pretrain"]["band_pass"] == [0.01, 0.1]
+    schaefer = {"cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(schaefer)["pretrain"]["band_pass"] is None

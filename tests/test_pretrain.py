@@ -539,7 +539,7 @@ PRETRAIN_COHORTS = ["A", "B"]
 PARTITION = "data/timeseries/atlas=" + ATLAS_ID + "/cohort={{cohort}}/part-0.parquet"
 MODEL_DIR = "model"
 CHECKPOINT = MODEL_DIR + "/checkpoint.pt"
-from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
+from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.provenance import canonical
 def script_code(name):
     return "test"
@@ -557,7 +557,8 @@ def snakemake_workdir(path, repo_root, strategy=STRATEGY, **pretrain_settings):
     raw, _ = simulate_scans(12, 2, n_frames=130)
     write_dataset(path / "data", "A", raw[:8], strategy=strategy)
     write_dataset(path / "data", "B", raw[8:], strategy=strategy)
-    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
+    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()
+                if "default" in spec}
     settings = tiny_config(steps=KILL_TEST_STEPS, checkpoint_every=5, log_every=5, **pretrain_settings)
     (path / "config.yaml").write_text(yaml_dump({"pretrain": {**defaults, **settings}}))
     (path / "Snakefile").write_text(KILL_TEST_SNAKEFILE.format(
@@ -715,3 +716,25 @@ def test_openmp_workers_sleep_instead_of_spinning():
     # whenever anything else ran on the cores: the demo's 11-16 scans/s early steps
     assert _openmp_settings({})["GOMP_SPINCOUNT"] == "0"
     assert _openmp_settings({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", [{"log_every": 7}, {"runtime": 60}, {"extra": {"log_every": 7, "num_workers": 1}},
+                                  {"health_every": 0, "max_minutes": 30}])
+def test_operational_edits_never_rerun_a_finished_pretrain_job(workflow_uninterrupted, edit):
+    import subprocess
+
+    import yaml
+
+    config_path = workflow_uninterrupted / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["pretrain"] = {**config["pretrain"], **edit}
+    config_path.write_text(yaml_dump(config))
+    try:
+        result = subprocess.run(snakemake_command(workflow_uninterrupted, "-n"), capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "Nothing to be done" in result.stdout + result.stderr
+    finally:
+        config_path.write_text(original)

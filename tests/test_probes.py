@@ -1,6 +1,5 @@
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,10 +15,7 @@ from semantoks.errors import SemantoksError
 from semantoks.phenotypes import build_phenotype_table
 from semantoks.probes import (
     align_feature_sets,
-    connectivity_features,
     expand_phenotype_specs,
-    load_embeddings,
-    network_connectivity_features,
     phenotype_job_names,
     probe_phenotype,
     run_probes,
@@ -27,8 +23,8 @@ from semantoks.probes import (
     summarise,
 )
 from semantoks.probes.estimators import RIDGE_ALPHAS, SplitBasis, fit_ridge, ridge_subject_cv_errors
-from semantoks.probes.features import fisher_z_connectivity, write_feature_set
-from semantoks.probes.load import connectivity_feature_set, load_feature_sets, load_phenotypes
+from semantoks.features.table import read_feature_table, write_feature_table
+from semantoks.probes.load import load_feature_sets, load_phenotypes, static_feature_set
 from semantoks.probes.logistic import balanced_weights, fit_logistic_columns, predict_proba
 from semantoks.probes.metrics import classification_metrics, regression_metrics
 from semantoks.probes.splits import scan_splits
@@ -231,45 +227,11 @@ def test_metrics_match_sklearn_column_by_column():
         assert regression["pearson_r"][j] == pytest.approx(pearsonr(truth[:, j], predicted[:, j])[0])
 
 
-def scan(data, scan_id="s1", subject="01"):
-    data = np.asarray(data, np.float32)
-    return SimpleNamespace(cohort="c", scan_id=scan_id, subject=subject, session=None, data=data)
-
-
-def test_connectivity_is_fisher_z_of_pearson_with_nan_parcels_at_zero():
-    rng = np.random.default_rng(0)
-    data = rng.normal(size=(80, 5))
-    data[:, 1] += data[:, 0]
-    data[:, 3] = np.nan
-    meta, X = connectivity_features([scan(data)])
-    z = np.zeros((5, 5))
-    z[np.ix_([0, 1, 2, 4], [0, 1, 2, 4])] = np.arctanh(np.corrcoef(data[:, [0, 1, 2, 4]].T) - np.eye(4))
-    upper = np.triu_indices(5, k=1)
-    np.testing.assert_allclose(X[0], z[upper], rtol=1e-5)
-    assert X.shape == (1, 10) and list(meta["scan_id"]) == ["s1"]
-    assert np.isfinite(fisher_z_connectivity(np.ones((10, 3)))[0]).all()
-
-
-def test_network_connectivity_averages_defined_edges_within_and_between_networks():
-    rng = np.random.default_rng(1)
-    data = rng.normal(size=(60, 6))
-    data[:, 5] = np.nan
-    networks = ["Vis", "Vis", "Vis", "DMN", "DMN", "DMN"]
-    _, X = network_connectivity_features([scan(data)], networks)
-    z = np.arctanh(np.corrcoef(data[:, :5].T) - np.eye(5))
-    within_vis = np.mean([z[0, 1], z[0, 2], z[1, 2]])
-    between = z[:3, 3:5].mean()
-    within_dmn = z[3, 4]
-    np.testing.assert_allclose(X[0], [within_vis, between, within_dmn], rtol=1e-5)
-    with pytest.raises(SemantoksError, match="parcels"):
-        network_connectivity_features([scan(data)], networks[:4])
-
-
 def test_feature_sets_round_trip_and_align_on_finite_shared_scans(tmp_path):
     meta = pd.DataFrame({"cohort": "c", "scan_id": ["a", "b", "c"], "subject": ["1", "2", "3"], "session": [None] * 3})
     X = np.arange(6, dtype=float).reshape(3, 2)
-    write_feature_set(tmp_path / "emb.parquet", meta, X)
-    loaded_meta, loaded_X = load_embeddings(tmp_path / "emb.parquet")
+    write_feature_table(tmp_path / "emb.parquet", meta, X)
+    loaded_meta, loaded_X, _ = read_feature_table(tmp_path / "emb.parquet")
     np.testing.assert_array_equal(loaded_X, X)
     assert list(loaded_meta["scan_id"]) == ["a", "b", "c"]
     other = X[::-1].copy()
@@ -406,9 +368,9 @@ def test_probes_run_from_the_consolidated_dataset_and_feature_files(tmp_path):
     build_phenotype_table(participants, "participant_id", {"coupling": "continuous"}, list(coupling), "demo", root)
     paths = {}
     for kind in ("fc", "network_fc"):
-        meta, X = connectivity_feature_set(root, "Toy8", kind)
+        meta, X = static_feature_set(root, "Toy8", kind)
         paths[kind] = tmp_path / "features" / f"{kind}.parquet"
-        write_feature_set(paths[kind], meta, X, {"atlas_id": "Toy8"})
+        write_feature_table(paths[kind], meta, X, {"atlas_id": "Toy8"})
     feature_sets = load_feature_sets(paths)
     assert feature_sets["fc"][1].shape == (48, 28) and feature_sets["network_fc"][1].shape == (48, 6)
     summary = run_probes(feature_sets, load_phenotypes(root), {"coupling": {"bins": 2}}, n_repeats=3,

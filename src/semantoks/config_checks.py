@@ -17,7 +17,7 @@ DATA_PATH_KEYS = ("derivatives", "bids", "roi.files")
 def check_config(config, source):
     """Raise SemantoksError for the first cross-key problem of a schema-valid `config` with defaults filled."""
     for check in (_denoise_overrides, _pretrain_window, _pretrain_settings, _cohort_lists, _probe_phenotypes,
-                  _fmriprep_version, _shared_data_paths):
+                  _phenotype_classes, _label_transfer_phenotypes, _fmriprep_version, _shared_data_paths):
         problem = check(config)
         if problem:
             raise SemantoksError(f"{source}: {problem}")
@@ -100,6 +100,31 @@ def _probe_phenotypes(config):
         if bins and types[name] != {"continuous"}:
             kinds = "/".join(sorted(str(kind) for kind in types[name]))
             return f"'{key}.bins' is set but {name} is declared {kinds}; bins apply to continuous phenotypes only, remove it."
+    return None
+
+
+def _phenotype_classes(config):
+    from semantoks.phenotypes import class_names
+
+    for cohort, settings in config["cohorts"].items():
+        phenotypes = settings.get("phenotypes") or {}
+        try:
+            class_names(None, phenotypes.get("columns") or {}, phenotypes.get("classes"))
+        except SemantoksError as error:
+            return f"cohorts.{cohort}.{str(error).removeprefix('config.yaml: ')}"
+    return None
+
+
+def _label_transfer_phenotypes(config):
+    language = config.get("language") or {}
+    if not language.get("enabled"):
+        return None
+    types = _declared_types(config)
+    for name in language.get("label_transfer") or []:
+        if not types.get(name, set()) or types[name] - {"binary", "categorical"}:
+            declared = "/".join(sorted(str(kind) for kind in types.get(name, set()))) or "not declared"
+            return (f"'language.label_transfer' names {name!r} ({declared} in the probed cohorts' phenotypes.columns); "
+                    "name a binary or categorical phenotype declared there.")
     return None
 
 

@@ -15,7 +15,7 @@ rule pretrain:
         checkpoint=f"{MODEL_SEED_DIR}/checkpoint.pt",
         log_csv=f"{MODEL_SEED_DIR}/log.csv",
     params:
-        # the settings that decide the model; EXECUTION_KEYS are read from the config by the script
+        # the settings that decide the model at this seed; execution keys (logging, budgets, runtime) are read from the config by the script
         pretrain=lambda wildcards: seeded_pretrain_params(wildcards),
         dataset=dataset_root,
         atlas_id=ATLAS_ID,

@@ -1,4 +1,4 @@
-"""The probe's feature-set registry, and fused sets: file-level sets side by side, each block weighted equally.
+"""The probe's view of the feature-set registry; fused sets: file-level sets side by side, blocks weighted equally.
 
 A fused set `a+b` is never written to disk: the probe concatenates the aligned blocks per scan, and
 each split's `SplitBasis` standardises every column on that split's training scans and divides it
@@ -9,37 +9,30 @@ whatever its width (64 embedding dimensions do not outvote 28 network-FC means, 
 import numpy as np
 
 from semantoks.errors import SemantoksError
-from semantoks.probes.load import CONNECTIVITY_KINDS
+from semantoks.features.registry import FEATURE_SETS, feature_set, fold_features
 from semantoks.seeds import seeded_name, split_seed
 
-MODEL_FEATURE_SETS = ("model", "random_init")
-FILE_FEATURE_SETS = MODEL_FEATURE_SETS + CONNECTIVITY_KINDS
-FUSED_FEATURE_SETS = {"model+network_fc": ("model", "network_fc")}
-PROBE_FEATURE_SETS = FILE_FEATURE_SETS + tuple(FUSED_FEATURE_SETS)
+PROBE_FEATURE_SETS = tuple(FEATURE_SETS)
 # the language stages' feature sets (docs/language.md), probed in their own job beside the others
 ALIGNED_FEATURE_SET = "model_aligned"
 
 
 def components(name):
     """The file-level feature sets a probed set is made of (itself when it is not fused); at a seed
-    (`model+network_fc@1`) its model-derived parts are that seed's files (`model@1`, `network_fc`)."""
+    (`model+network_fc@1`) its per-seed parts are that seed's files (`model@1`, `network_fc`)."""
     base, seed = split_seed(name)
-    if "+" in base and base not in FUSED_FEATURE_SETS:
-        raise SemantoksError(
-            f"config.yaml: probe.feature_sets names {base!r}; use any of {', '.join(PROBE_FEATURE_SETS)}."
-        )
-    parts = FUSED_FEATURE_SETS.get(base, (base,))
+    parts = feature_set(base).components
     if seed is None:
         return parts
-    return tuple(seeded_name(part, seed) if part in MODEL_FEATURE_SETS else part for part in parts)
+    return tuple(seeded_name(part, seed) if FEATURE_SETS[part].per_seed else part for part in parts)
 
 
 def probed_feature_sets(names, pretrain_enabled=True, seeds=None):
     """The configured sets that can run: without pretraining, none that needs the model's embeddings.
 
-    With `seeds` (the pretraining seeds), every set made with `model` or `random_init` is probed once per
-    seed (`model@0`, `model@1`, ...; semantoks/seeds.py)."""
-    runnable = [name for name in names if pretrain_enabled or not _drawn_per_seed(name)]
+    With `seeds` (the pretraining seeds), every set made with a per-seed set (`model`, `random_init`) is
+    probed once per seed (`model@0`, `model@1`, ...; semantoks/seeds.py)."""
+    runnable = [name for name in names if pretrain_enabled or not feature_set(name).needs_model]
     if seeds is None:
         return runnable
     return [drawn for name in runnable
@@ -47,14 +40,20 @@ def probed_feature_sets(names, pretrain_enabled=True, seeds=None):
 
 
 def _drawn_per_seed(name):
-    return bool(set(components(name)) & set(MODEL_FEATURE_SETS))
+    return any(FEATURE_SETS[part].per_seed for part in components(name))
+
+
+def _loaded_parts(name):
+    """The parts of a loaded set: registry sets (at a seed too) by `components`, others (language sets) whole."""
+    return components(name) if split_seed(name)[0] in FEATURE_SETS else (name,)
 
 
 def language_feature_sets(language):
-    """With `language.enabled`: the scan head's projections and the per-scan codes (`codes_<K>`), else none."""
+    """With `language.enabled`: the scan head's projections, the k-means codes (`codes_<K>`) and the trained
+    tokenizer's codes (`vq_<K>`), else none."""
     if not language.get("enabled"):
         return []
-    return [ALIGNED_FEATURE_SET, f"codes_{language['codes_k']}"]
+    return [ALIGNED_FEATURE_SET, f"codes_{language['codes_k']}", f"vq_{language['vq_codebook_size']}"]
 
 
 def feature_files(names):
@@ -66,7 +65,7 @@ def add_fused_sets(aligned, names):
     """{name: (meta, X)} for `names` from aligned file-level sets, and {name: block widths} of the fused ones."""
     probed, blocks = {}, {}
     for name in names:
-        parts = components(name)
+        parts = _loaded_parts(name)
         missing = [part for part in parts if part not in aligned]
         if missing:
             raise SemantoksError(f"feature set {name!r}: needs {', '.join(missing)}, which was not loaded.")
@@ -77,3 +76,15 @@ def add_fused_sets(aligned, names):
         probed[name] = (meta, np.hstack([aligned[part][1] for part in parts]))
         blocks[name] = [aligned[part][1].shape[1] for part in parts]
     return probed, blocks
+
+
+def split_features(name, X_train, X_test, blocks=None):
+    """One split's (train, test, block widths) of a probed set: each part's fold (e.g. tangent FC) fitted on the
+    training rows only. A fused set's stored blocks (`blocks` widths) are folded part by part."""
+    parts = _loaded_parts(name)
+    if len(parts) == 1:
+        return (*fold_features(name, X_train, X_test), blocks)
+    edges = np.cumsum([0, *blocks])
+    folded = [fold_features(part, X_train[:, lo:hi], X_test[:, lo:hi]) for part, lo, hi in zip(parts, edges, edges[1:])]
+    return (np.hstack([train for train, _ in folded]), np.hstack([test for _, test in folded]),
+            [train.shape[1] for train, _ in folded])

@@ -18,7 +18,7 @@ from semantoks.probes.estimators import (
     select_logistic_C,
 )
 from semantoks.probes.features import align_feature_sets
-from semantoks.probes.fusion import add_fused_sets
+from semantoks.probes.fusion import add_fused_sets, split_features
 from semantoks.probes.labels import expand_phenotype_specs, subject_key, subject_labels, unusable_reason
 from semantoks.probes.metrics import (
     CLASSIFICATION_METRICS,
@@ -27,6 +27,7 @@ from semantoks.probes.metrics import (
     classification_metrics,
     regression_metrics,
 )
+from semantoks.probes.nulls import subject_label_shuffles
 from semantoks.probes.paired import paired_comparisons, paired_with_reference
 from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
@@ -124,7 +125,7 @@ def _probe(aligned, blocks, labels, settings):
     results = {}
     for feature_set, (_, X) in aligned.items():
         results[feature_set] = _probe_feature_set(
-            X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set)
+            feature_set, X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set)
         )
     return {
         "n_scans": int(len(rows)),
@@ -180,25 +181,25 @@ def _seed_mean(per_seed):
 
 def _shuffled_label_columns(values, n_permutations, seed):
     """Subject labels as columns: the observed ones first, then one subject-level permutation per column."""
-    rng = np.random.default_rng(seed)
-    columns = [values] + [values[rng.permutation(len(values))] for _ in range(n_permutations)]
-    return np.stack(columns, axis=1)
+    return np.concatenate([values[:, None], subject_label_shuffles(values, None, n_permutations, seed).T], axis=1)
 
 
-def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings, blocks=None):
+def _probe_feature_set(name, X, scan_subject, labels, scan_level, label_columns, settings, blocks=None):
     per_repeat, hyperparameters = [], []
     for repeat, (train, test) in enumerate(scan_level):
-        basis = SplitBasis(X[train], blocks)
+        # sets with statistics of their own (tangent FC's reference) fit them on this split's training scans
+        X_train, X_test, split_blocks = split_features(name, X[train], X[test], blocks)
+        basis = SplitBasis(X_train, split_blocks)
         Y = label_columns[scan_subject[train]]
         if labels.is_classification:
             folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat)
             C = select_logistic_C(basis.train_scores, Y[:, 0], folds)
-            scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X[test]), len(labels.classes))
+            scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X_test), len(labels.classes))
             subjects, proba = _subject_means(scan_subject[test], scan_proba)
             scores = classification_metrics(label_columns[subjects], proba)
             hyperparameters.append({"C": float(C)})
         else:
-            scan_pred, alphas = fit_ridge(basis, Y.astype(np.float64), scan_subject[train], X[test])
+            scan_pred, alphas = fit_ridge(basis, Y.astype(np.float64), scan_subject[train], X_test)
             subjects, predicted = _subject_means(scan_subject[test], scan_pred)
             scores = regression_metrics(label_columns[subjects], predicted)
             hyperparameters.append({"alpha": float(alphas[0])})

@@ -110,7 +110,7 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
 def test_checkpoint_carries_atlas_order_and_preprocessing(demo_run):
     import torch
 
-    checkpoint = torch.load(demo_run / "models" / "tiny_Schaefer100x7" / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(demo_run / "models" / "tiny_Schaefer100x7" / "seed-0" / "checkpoint.pt", weights_only=False)
     identity = checkpoint["data_identity"]
     labels = pd.read_csv(demo_run / "atlas" / "Schaefer100x7" / "labels.tsv", sep="\t")
     assert identity["atlas_id"] == "Schaefer100x7"

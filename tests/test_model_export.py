@@ -31,6 +31,32 @@ def exported(tmp_path_factory):
     return root, checkpoint, folder, scans
 
 
+def test_the_card_carries_the_reports_verdict_table_when_paired_tsv_is_beside_the_summary(exported, tmp_path):
+    from semantoks.model.export import model_card
+
+    root, _, folder, _ = exported
+    config = json.loads((folder / "config.json").read_text())
+    base = {"phenotype": "age", "metric": "r2", "sd": 0.05, "n_subjects": 8, "n_repeats": 2, "p_value": 0.03,
+            "shuffled_mean": -0.1, "status": "ok", "reason": ""}
+    pd.DataFrame([{**base, "feature_set": "model", "mean": 0.21, "n_seeds": 3, "seed_min": 0.15, "seed_max": 0.26},
+                  {**base, "feature_set": "model@0", "mean": 0.15},
+                  {**base, "feature_set": "fc", "mean": 0.30},
+                  {**base, "feature_set": "random_init", "mean": 0.02, "n_seeds": 3, "seed_min": -0.1, "seed_max": 0.1},
+                  ]).to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    test = {"phenotype": "age", "metric": "r2", "a": "model", "seed": None, "mean_a": 0.21}
+    pd.DataFrame([{**test, "b": "fc", "mean_b": 0.30, "mean_diff": -0.09, "p_corrected": 0.01, "p_holm": 0.02},
+                  {**test, "b": "random_init", "mean_b": 0.02, "mean_diff": 0.19, "p_corrected": 0.04, "p_holm": 0.04}
+                  ]).to_csv(tmp_path / "paired.tsv", sep="\t", index=False)
+    card = model_card(config, tmp_path / "summary.tsv")
+    lead = card.split("## What pretraining bought")[1].split("## Probe results")[0]
+    assert "| age | r2 | 0.210 [0.150, 0.260] | fc 0.300 | -0.090 | 0.01 | 0.02 | worse |" in lead
+    assert "beats baselines after Holm's correction (p < 0.05) on age: 1 of 2 (random_init)" in lead
+    assert "| model@0 |" not in card
+    # without paired.tsv the card has no verdict table, as before
+    (tmp_path / "paired.tsv").unlink()
+    assert "What pretraining bought" not in model_card(config, tmp_path / "summary.tsv")
+
+
 def test_export_writes_weights_config_and_card(exported):
     _, checkpoint, folder, _ = exported
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -106,7 +132,7 @@ def test_readme_export_command_runs_as_written(exported, tmp_path):
     import shutil
 
     root, checkpoint, _, _ = exported
-    model_dir = tmp_path / "results/models/tiny_Schaefer100x7"
+    model_dir = tmp_path / "results/models/tiny_Schaefer100x7/seed-0"
     model_dir.mkdir(parents=True)
     shutil.copy(checkpoint, model_dir / "checkpoint.pt")
     shutil.copy(checkpoint.parent / "log.csv", model_dir / "log.csv")

@@ -184,7 +184,7 @@ GROUPS = {"model": EncoderConfig, "loss": LossConfig, "augment": Augmentations, 
 # groups whose keys the config section gives flat (base_lr, band_pass, ...), as users always have
 FLAT_GROUPS = ("data", "schedule")
 # workflow-level keys of the pretrain section that the trainer does not use
-WORKFLOW_KEYS = ("enabled", "cohorts", "gpus", "runtime")
+WORKFLOW_KEYS = ("enabled", "cohorts", "gpus", "runtime", "seeds")
 # keys a run may change and still continue its state: they change how, not what, is computed
 OPERATIONAL_KEYS = ("stop_at_step", "checkpoint_every", "log_every", "num_workers", "device", "compile", "flash",
                     "memory_limit_gb", "data_source", "max_minutes", "resume", "health_every", "eval_every",

@@ -9,6 +9,7 @@ import torch
 from semantoks import __version__
 from semantoks.atomic import atomic_path, write_json, write_text
 from semantoks.errors import SemantoksError
+from semantoks.seeds import split_seed
 
 FORMAT = "semantoks-encoder"
 FORMAT_VERSION = 1
@@ -153,15 +154,30 @@ def _probe_lines(probes_summary):
         return ["## Probe results", "- no probe summary was given to `semantoks export --probes`.", ""]
     import pandas as pd
 
-    table = pd.read_csv(probes_summary, sep="\t")
-    lines = ["## Probe results (linear probes, subject-grouped repeated splits)", "",
+    table = pd.read_csv(probes_summary, sep="\t", na_values=["n/a"])
+    lines = _verdict_lines(table, Path(probes_summary).with_name("paired.tsv"))
+    lines += ["## Probe results (linear probes, subject-grouped repeated splits)", "",
              "| phenotype | metric | feature set | mean | sd | shuffled mean | p |", "|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
-        if getattr(row, "status", "ok") != "ok":
+        # a set drawn over pretraining seeds is listed once, pooled (its per-seed rows stay in summary.tsv)
+        if getattr(row, "status", "ok") != "ok" or split_seed(row.feature_set)[1] is not None:
             continue
         lines.append(f"| {row.phenotype} | {row.metric} | {row.feature_set} | {row.mean:.3f} | {row.sd:.3f} | "
                      f"{row.shuffled_mean:.3f} | {row.p_value:.3g} |")
     return lines + [""]
+
+
+def _verdict_lines(summary, paired_tsv):
+    """The report's lead table, from the paired.tsv beside summary.tsv (the probe stage writes both)."""
+    if not paired_tsv.is_file():
+        return []
+    import pandas as pd
+
+    from semantoks.pretraining_verdict import verdict_markdown, verdict_rows
+
+    paired = pd.read_csv(paired_tsv, sep="\t", na_values=["n/a"])
+    return ["## What pretraining bought (probes of the model against its best baseline)", "",
+            *verdict_markdown(verdict_rows(summary, paired)), ""]
 
 
 def _weights_digest(weights):

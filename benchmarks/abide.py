@@ -137,7 +137,8 @@ def run_job(study, name, config):
     if finished.returncode != 0:
         sys.exit(f"{name}: snakemake failed (exit {finished.returncode}); see {study / 'snakemake.log'}; "
                  "rerun the same command to continue.")
-    model_dir = results / "models" / f"{config['pretrain']['preset']}_CC200"
+    # one model per seed: models/<preset>_<atlas>/seed-<seed>/ (docs/probes.md, Seeds)
+    model_dir = results / "models" / f"{config['pretrain']['preset']}_CC200" / f"seed-{config['pretrain'].get('seed', 0)}"
     tmp = study / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

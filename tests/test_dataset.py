@@ -377,3 +377,35 @@ def test_building_streams_runs_instead_of_holding_the_cohort(tmp_path):
     # row groups of two runs: about eight runs' worth at the peak, whatever the cohort size
     assert peak < 12 * run_bytes < total_bytes / 4
     assert open_timeseries(tmp_path / "ds", ATLAS).count_rows() == 50
+
+
+def test_the_same_scan_in_two_cohorts_is_refused_naming_both_files(tmp_path):
+    # overlapping releases (ABIDE I and II): copies of one person's files under two cohort names leak across splits
+    rng = np.random.default_rng(12)
+    labels = toy_labels()
+    runs_a, truth = make_cohort(tmp_path / "runs", "alpha", 2, labels, rng)
+    copied = truth["sub-00_ses-1_task-rest_run-1"]
+    runs_b = [write_run_output(tmp_path / "runs", "beta", "77", copied, labels,
+                               qc_overrides={"source_bold": "/copy/sub-77_bold.nii.gz"}),
+              write_run_output(tmp_path / "runs", "beta", "78", rng.standard_normal((20, 6)), labels)]
+    build(runs_a, tmp_path / "ds", cohort="alpha")
+    build(runs_b, tmp_path / "ds", cohort="beta")
+    message = r"/copy/sub-77_bold.nii.gz \(cohort beta, sub-77_task-rest\) and /bids/sub-00_ses-1_task-rest_run-1_bold"
+    for read in (lambda: scan_index(tmp_path / "ds", ATLAS), lambda: list(iter_scans(tmp_path / "ds", ATLAS))):
+        with pytest.raises(SemantoksError, match=message + ".* hold exactly the same values"):
+            read()
+    assert len(scan_index(tmp_path / "ds", ATLAS, cohorts=["beta"])) == 2
+    fingerprints = read_manifest(tmp_path / "ds", ATLAS)["fingerprint"]
+    assert fingerprints.notna().all() and fingerprints.nunique() == 3
+
+
+def test_the_same_values_under_two_subjects_of_one_cohort_are_refused(tmp_path):
+    # ROI files 0050958 and 50958: one scan imported as two subjects
+    rng = np.random.default_rng(13)
+    labels = toy_labels()
+    data = rng.standard_normal((20, 6))
+    runs = [write_run_output(tmp_path / "runs", "demo", label, data, labels) for label in ("0050958", "50958")]
+    with pytest.raises(SemantoksError, match=r"sub-50958_task-rest_bold.nii.gz \(cohort demo, sub-50958_task-rest\) and "
+                                             r"/bids/sub-0050958_task-rest_bold.nii.gz .*same values"):
+        build(runs, tmp_path / "ds")
+    assert not [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]

@@ -4,6 +4,7 @@ from semantoks.dataset.build import DEFAULT_ROW_GROUP_BYTES, build_partition, wr
 from semantoks.dataset.read import (
     Scan,
     ScanReader,
+    check_distinct_scans,
     iter_scans,
     open_timeseries,
     read_atlas_metadata,
@@ -18,6 +19,7 @@ __all__ = [
     "Scan",
     "ScanReader",
     "build_partition",
+    "check_distinct_scans",
     "iter_scans",
     "open_timeseries",
     "read_atlas_metadata",

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from semantoks.atomic import atomic_path, write_json, write_table_tsv
+from semantoks.dataset.fingerprint import refuse_duplicate_scans, scan_fingerprint
 from semantoks.dataset.layout import (
     MANIFEST_SCHEMA,
     METADATA_KEY,
@@ -85,10 +86,12 @@ def build_partition(
     encoded = {METADATA_KEY: json.dumps(metadata, default=_jsonable).encode()}
     timeseries_path = partition_dir(out_root, "timeseries", atlas_id, cohort) / PART_NAME
     manifest_dir = partition_dir(out_root, "manifest", atlas_id, cohort)
-    manifest = _manifest_table(runs).replace_schema_metadata(encoded)
     schema = TIMESERIES_SCHEMA.with_metadata(encoded)
     with atomic_path(timeseries_path) as timeseries_tmp, atomic_path(manifest_dir / PART_NAME) as manifest_tmp:
-        _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes, rerun)
+        fingerprints = _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes, rerun)
+        refuse_duplicate_scans((fingerprints[run.qc["scan_id"]], f"cohort {cohort}, {run.qc['scan_id']}",
+                                _source(run)) for run in included)
+        manifest = _manifest_table(runs, fingerprints).replace_schema_metadata(encoded)
         pq.write_table(manifest, manifest_tmp)
     frame = manifest.to_pandas()
     frame.insert(0, "cohort", cohort)
@@ -221,7 +224,11 @@ def _reject_duplicates(runs):
             )
 
 
-def _manifest_table(runs):
+def _source(run):
+    return run.qc.get("source_bold") or str(run.parquet_path)
+
+
+def _manifest_table(runs, fingerprints):
     def column(key):
         return [run.qc.get(key) for run in runs]
 
@@ -245,11 +252,15 @@ def _manifest_table(runs):
         "n_uncovered_parcels": number("n_uncovered_parcels"),
         "included": column("included"),
         "reason": column("reason"),
+        "source": [_source(run) for run in runs],
+        "fingerprint": [fingerprints.get(run.qc["scan_id"]) for run in runs],
     }
     return pa.Table.from_pydict(columns, schema=MANIFEST_SCHEMA)
 
 
 def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
+    """Stream the runs into row groups; returns {scan_id: content fingerprint}."""
+    fingerprints = {}
     with pq.ParquetWriter(
         target,
         schema,
@@ -262,6 +273,7 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
         pending, pending_bytes = [], 0
         for run in runs:
             data = _read_run_matrix(run, rerun)
+            fingerprints[run.qc["scan_id"]] = scan_fingerprint(data)
             pending.append((run, data))
             pending_bytes += data.nbytes
             if pending_bytes >= row_group_bytes:
@@ -269,6 +281,7 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
                 pending, pending_bytes = [], 0
         if pending:
             writer.write_table(_row_group(pending, n_parcels, schema), row_group_size=len(pending))
+    return fingerprints
 
 
 def _read_run_matrix(run, rerun):

@@ -20,7 +20,7 @@ from semantoks.model.checkpoint import (
     check_identity, checkpoint_sha256, load_checkpoint, load_encoder, load_latest, save_checkpoint,
 )
 from semantoks.model.data import (
-    InMemoryBatches, Preprocessing, StreamingBatches, crop, prepare_scans, preprocess_scan, resample_to_tr,
+    InMemoryBatches, Preprocessing, StreamingBatches, TooLittleData, crop, prepare_scans, preprocess_scan, resample_to_tr,
     view_starts,
 )
 from semantoks.model.config import PretrainConfig
@@ -146,6 +146,44 @@ def test_zscore_per_parcel_and_nan_parcels_masked():
     assert np.isfinite(filtered.values).all() and not filtered.parcel_valid[2]
 
 
+def test_inf_is_missing_like_nan_and_too_little_data_is_refused(caplog):
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((120, 6))
+    prep = Preprocessing(band_pass=None)
+    with_nan, with_inf = data.copy(), data.copy()
+    with_nan[7, 2], with_inf[7, 2] = np.nan, np.inf
+    assert_same = np.testing.assert_array_equal
+    assert_same(preprocess_scan(with_inf, 2.0, prep).values, preprocess_scan(with_nan, 2.0, prep).values)
+    assert preprocess_scan(with_inf, 2.0, prep).parcel_valid.tolist() == [True, True, False, True, True, True]
+    mostly_missing = data.copy()
+    mostly_missing[:, :4] = np.nan
+    for scan in (np.full((120, 6), np.nan), np.full((120, 6), -np.inf), mostly_missing):
+        with pytest.raises(TooLittleData, match=r"sub-01: only \d of 6 parcels hold finite, varying values"):
+            preprocess_scan(scan, 2.0, prep, {"scan_id": "sub-01"})
+    with caplog.at_level("WARNING"):
+        kept = prepare_scans([(data, 2.0, {"scan_id": "a"}), (mostly_missing, 2.0, {"scan_id": "b"})], prep)
+    assert [scan.meta["scan_id"] for scan in kept] == ["a"] and "skipping b: only 2 of 6" in caplog.text
+
+
+def test_one_extreme_spike_is_clipped_and_keeps_every_parcel():
+    rng = np.random.default_rng(2)
+    data = 100.0 + rng.standard_normal((120, 6))
+    spiked = data.copy()
+    spiked[50, 3] = 1e9
+    prep = Preprocessing(band_pass=None)
+    clean, robust = preprocess_scan(data, 2.0, prep), preprocess_scan(spiked, 2.0, prep)
+    assert robust.parcel_valid.all()
+    untouched = np.delete(np.arange(6), 3)
+    np.testing.assert_allclose(robust.values[:, untouched], clean.values[:, untouched], atol=1e-6)
+    # the spike is held at 8 robust SDs: one large value, no longer the whole parcel's variance
+    assert 5 < robust.values[50, 3] < 9 and np.corrcoef(robust.values[:, 3], clean.values[:, 3])[0, 1] > 0.75
+    unclipped = preprocess_scan(spiked, 2.0, Preprocessing(band_pass=None, clip_mad=None))
+    assert unclipped.parcel_valid.all() and np.corrcoef(unclipped.values[:, 3], clean.values[:, 3])[0, 1] < 0.5
+    # a model saved before clipping existed was trained on unclipped scans
+    assert Preprocessing.from_config({"model_tr": 2.0}).clip_mad is None
+    assert Preprocessing.from_config(prep.identity()).clip_mad == 8.0
+
+
 def test_short_scans_are_padded_with_invalid_patches_or_dropped():
     prep = Preprocessing(band_pass=None)
     rng = np.random.default_rng(1)
@@ -255,7 +293,7 @@ def test_checkpoint_holds_models_config_and_data_identity(uninterrupted):
     assert identity["parcel_networks"][:7] == ["Vis"] * 6 + ["SomMot"] and identity["networks"] == NETWORKS
     assert identity["strategy"] == STRATEGY
     assert identity["preprocessing"] == {"model_tr": 2.0, "band_pass": None, "filter_order": 2,
-                                         "zscore": True, "window": 100, "patch_len": 20}
+                                         "zscore": True, "window": 100, "patch_len": 20, "clip_mad": 8.0}
     saved = yaml_load(uninterrupted.parent / "config.yaml")
     assert saved == state["config"] and saved["model"]["dim"] == 32
     assert PretrainConfig.from_dict(state["config"]) == resolve_pretrain_config({**tiny_config(), "resume": "never"})

@@ -328,3 +328,21 @@ def test_parcels_by_position_from_the_column_field(tmp_path):
     table = pq.read_table(parquet)
     assert table.schema.names == ["frame", "C", "A"]
     assert table["C"].to_pylist() == [3, 6, 9, 12] and table["A"].to_pylist() == [1, 4, 7, 10]
+
+
+def test_nonfinite_values_are_missing_counted_and_too_few_parcels_excluded(tmp_path):
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    spiky, sparse = _series(4, 10), _series(5, 10)
+    spiky[2, 1], spiky[3, 4], spiky[5, 0] = np.inf, -np.inf, np.nan
+    sparse[:, :3] = np.nan
+    np.save(folder / "sub-01.npy", spiky)
+    np.save(folder / "sub-02.npy", sparse)
+    outputs = import_roi_timeseries(folder, r"sub-(?P<subject>\d+)\.npy", "lab", "toy", tmp_path / "ts", tr=2.0)
+    first, second = (json.loads(qc.read_text()) for _, qc in outputs)
+    assert first["included"] and first["n_nonfinite_values"] == 3 and first["n_uncovered_parcels"] == 0
+    table = pq.read_table(outputs[0][0])
+    values = np.column_stack([table[n].to_numpy() for n in table.schema.names[1:]])
+    assert np.isnan(values[[2, 3, 5], [1, 4, 0]]).all() and np.isfinite(values).sum() == 47
+    assert not second["included"] and second["n_uncovered_parcels"] == 3 and second["n_nonfinite_values"] == 30
+    assert second["reason"] == "Only 2 of 5 parcels hold data (at least 50% are needed); 30 values are NaN or inf."

@@ -22,6 +22,7 @@ from semantoks.cohorts.roi_parcellation import (
     read_roi_labels,
     roi_parcel_table,
 )
+from semantoks.dataset.layout import MIN_VALID_PARCEL_FRACTION
 from semantoks.errors import SemantoksError
 from semantoks.run_record import IMPORTED, run_record, write_run_outputs
 
@@ -310,18 +311,24 @@ def _mean_fd(participants, participant_column, column, phenotypes):
 
 
 def _write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, tr, mean_fd):
+    # NaN and +-inf are missing values alike; how many there were goes into the QC record
+    n_nonfinite = int((~np.isfinite(np.asarray(data, dtype=np.float64))).sum())
     data = np.where(np.isfinite(data), data, np.nan).astype(np.float32)
     # ABIDE-style exports fill parcels outside a subject's mask with zeros: treat them as uncovered
     empty = np.all(np.isnan(data) | (data == 0), axis=0) if len(data) else np.ones(data.shape[1], bool)
     data[:, empty] = np.nan
     n_volumes = len(data)
-    included, reason = bool(n_volumes and not empty.all()), None
+    enough = (~empty).mean() >= MIN_VALID_PARCEL_FRACTION
+    included, reason = bool(n_volumes and enough), None
     if not included:
-        reason = "The file has no frames." if not n_volumes else "Every parcel is empty (all zeros or NaN)."
+        reason = ("The file has no frames." if not n_volumes else "Every parcel is empty (all zeros or NaN)."
+                  if empty.all() else f"Only {int((~empty).sum())} of {empty.size} parcels hold data (at least "
+                  f"{MIN_VALID_PARCEL_FRACTION:.0%} are needed); {n_nonfinite} values are NaN or inf.")
         data = data[:0]
     record = run_record(cohort, scan.entities, space=space, atlas=atlas_id, strategy=IMPORTED, n_parcels=len(parcels),
                         tr=tr, n_volumes=n_volumes, n_frames=len(data), mean_fd=mean_fd, pct_censored=0.0,
-                        included=included, reason=reason, parcel_coverage=(~empty).astype(float), source=scan.source)
+                        included=included, reason=reason, parcel_coverage=(~empty).astype(float), source=scan.source,
+                        n_uncovered_parcels=int(empty.sum()), n_nonfinite_values=n_nonfinite)
     qc_path = parquet.with_name(parquet.name.replace("_timeseries.parquet", "_qc.json"))
     return write_run_outputs(parquet, qc_path, np.arange(len(data)), data, parcels["name"].astype(str).tolist(), record)
 

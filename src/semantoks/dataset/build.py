@@ -88,10 +88,10 @@ def build_partition(
     manifest_dir = partition_dir(out_root, "manifest", atlas_id, cohort)
     schema = TIMESERIES_SCHEMA.with_metadata(encoded)
     with atomic_path(timeseries_path) as timeseries_tmp, atomic_path(manifest_dir / PART_NAME) as manifest_tmp:
-        fingerprints = _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes, rerun)
-        refuse_duplicate_scans((fingerprints[run.qc["scan_id"]], f"cohort {cohort}, {run.qc['scan_id']}",
+        written = _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes, rerun)
+        refuse_duplicate_scans((written[run.qc["scan_id"]][0], f"cohort {cohort}, {run.qc['scan_id']}",
                                 _source(run)) for run in included)
-        manifest = _manifest_table(runs, fingerprints).replace_schema_metadata(encoded)
+        manifest = _manifest_table(runs, written).replace_schema_metadata(encoded)
         pq.write_table(manifest, manifest_tmp)
     frame = manifest.to_pandas()
     frame.insert(0, "cohort", cohort)
@@ -228,7 +228,7 @@ def _source(run):
     return run.qc.get("source_bold") or str(run.parquet_path)
 
 
-def _manifest_table(runs, fingerprints):
+def _manifest_table(runs, written):
     def column(key):
         return [run.qc.get(key) for run in runs]
 
@@ -253,14 +253,15 @@ def _manifest_table(runs, fingerprints):
         "included": column("included"),
         "reason": column("reason"),
         "source": [_source(run) for run in runs],
-        "fingerprint": [fingerprints.get(run.qc["scan_id"]) for run in runs],
+        "n_nonfinite_values": [written.get(run.qc["scan_id"], (None, None))[1] for run in runs],
+        "fingerprint": [written.get(run.qc["scan_id"], (None, None))[0] for run in runs],
     }
     return pa.Table.from_pydict(columns, schema=MANIFEST_SCHEMA)
 
 
 def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
-    """Stream the runs into row groups; returns {scan_id: content fingerprint}."""
-    fingerprints = {}
+    """Stream the runs into row groups; returns {scan_id: (content fingerprint, number of NaN or inf values)}."""
+    written = {}
     with pq.ParquetWriter(
         target,
         schema,
@@ -273,7 +274,10 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
         pending, pending_bytes = [], 0
         for run in runs:
             data = _read_run_matrix(run, rerun)
-            fingerprints[run.qc["scan_id"]] = scan_fingerprint(data)
+            n_nonfinite = int(np.count_nonzero(~np.isfinite(data)))
+            # +-inf is a missing value like NaN (readers treat NaN as missing)
+            data[np.isinf(data)] = np.nan
+            written[run.qc["scan_id"]] = (scan_fingerprint(data), n_nonfinite)
             pending.append((run, data))
             pending_bytes += data.nbytes
             if pending_bytes >= row_group_bytes:
@@ -281,7 +285,7 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
                 pending, pending_bytes = [], 0
         if pending:
             writer.write_table(_row_group(pending, n_parcels, schema), row_group_size=len(pending))
-    return fingerprints
+    return written
 
 
 def _read_run_matrix(run, rerun):

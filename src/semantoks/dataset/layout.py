@@ -8,6 +8,8 @@ import pyarrow as pa
 from semantoks.errors import SemantoksError
 
 METADATA_KEY = b"semantoks"
+# a scan with fewer of its parcels measured (finite, varying) is not imported, trained on or encoded
+MIN_VALID_PARCEL_FRACTION = 0.5
 PART_NAME = "part-0.parquet"
 
 # NaN, not null, marks a parcel outside the mask; non-nullable values decode ~40% faster
@@ -47,6 +49,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("reason", pa.string()),
         # the source file and a hash of the values (dataset/fingerprint.py): duplicates across cohorts are found
         ("source", pa.string()),
+        ("n_nonfinite_values", pa.int64()),
         ("fingerprint", pa.string()),
     ]
 )

@@ -402,12 +402,23 @@ def test_the_same_scan_in_two_cohorts_is_refused_naming_both_files(tmp_path):
 
 
 def test_the_same_values_under_two_subjects_of_one_cohort_are_refused(tmp_path):
-    # ROI files 0050958 and 50958: one scan imported as two subjects
+    # one scan imported twice under two names
     rng = np.random.default_rng(13)
     labels = toy_labels()
     data = rng.standard_normal((20, 6))
-    runs = [write_run_output(tmp_path / "runs", "demo", label, data, labels) for label in ("0050958", "50958")]
-    with pytest.raises(SemantoksError, match=r"sub-50958_task-rest_bold.nii.gz \(cohort demo, sub-50958_task-rest\) and "
-                                             r"/bids/sub-0050958_task-rest_bold.nii.gz .*same values"):
+    runs = [write_run_output(tmp_path / "runs", "demo", label, data, labels) for label in ("07", "08")]
+    with pytest.raises(SemantoksError, match=r"sub-08_task-rest_bold.nii.gz \(cohort demo, sub-08_task-rest\) and "
+                                             r"/bids/sub-07_task-rest_bold.nii.gz .*same values"):
         build(runs, tmp_path / "ds")
     assert not [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
+
+
+def test_subjects_differing_only_in_leading_zeros_are_refused(tmp_path):
+    # '01' and '001' share a subject key: sub-01's phenotype row went to 001
+    rng = np.random.default_rng(14)
+    labels = toy_labels()
+    runs = [write_run_output(tmp_path / "runs", "demo", label, rng.standard_normal((20, 6)), labels)
+            for label in ("01", "001")]
+    with pytest.raises(SemantoksError, match=r"cohort demo: subjects '001' \(.*sub-001_task-rest.*_qc.json\) and '01' "
+                                             r"\(.*\) differ only in leading zeros"):
+        build(runs, tmp_path / "ds")

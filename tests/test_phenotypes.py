@@ -219,3 +219,11 @@ def test_fewer_than_half_matched_is_an_error_with_examples_from_both_sides(tmp_p
     message = str(raised.value)
     assert "cohort abide: " in message and "only 1 of 3 imaging subjects have a phenotype row" in message
     assert "imaging e.g. 0051004, 0051005" in message and "table e.g. A1, A2" in message
+
+
+def test_imaging_subjects_differing_only_in_leading_zeros_are_refused(tmp_path):
+    # '01' and '001' shared a key: sub-01's row went to 001 without a word
+    table = write_participants(tmp_path / "p.tsv", [("sub-01", "20"), ("sub-02", "30")], header=("participant_id", "age"))
+    with pytest.raises(SemantoksError, match=r"cohort lab: subjects '01' \(imaging\) and '001' \(imaging\) differ only "
+                                             r"in leading zeros"):
+        read_phenotypes(table, "participant_id", {"age": "continuous"}, subjects=["01", "001", "02"], cohort="lab")

@@ -346,3 +346,15 @@ def test_nonfinite_values_are_missing_counted_and_too_few_parcels_excluded(tmp_p
     assert np.isnan(values[[2, 3, 5], [1, 4, 0]]).all() and np.isfinite(values).sum() == 47
     assert not second["included"] and second["n_uncovered_parcels"] == 3 and second["n_nonfinite_values"] == 30
     assert second["reason"] == "Only 2 of 5 parcels hold data (at least 50% are needed); 30 values are NaN or inf."
+
+
+def test_roi_files_whose_subjects_differ_only_in_leading_zeros_are_refused(tmp_path):
+    # ROI files 0050958 and 50958 became two subjects with the same phenotype row
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    for label, seed in (("0050958", 1), ("50958", 2)):
+        _write_1d(folder / f"NYU_{label}_rois_cc200.1D", _series(seed, 10))
+    with pytest.raises(SemantoksError, match=r"subjects '0050958' \(.*NYU_0050958_rois_cc200.1D\) and '50958' "
+                                             r"\(.*NYU_50958_rois_cc200.1D\) differ only in leading zeros"):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0)
+    assert not (tmp_path / "ts").exists()

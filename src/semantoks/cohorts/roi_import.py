@@ -13,7 +13,7 @@ import pandas as pd
 from semantoks.atlas.names import UNASSIGNED
 from semantoks.atomic import write_table_tsv
 from semantoks.bids_names import check_label, scan_id, subject_dir, timeseries_name
-from semantoks.cohorts.phenotype_types import read_participants, subject_key
+from semantoks.cohorts.phenotype_types import read_participants, refuse_shared_subject_keys, subject_key
 from semantoks.cohorts.roi_files import FORMATS, read_roi_table, roi_array_shape
 from semantoks.cohorts.roi_parcellation import (
     UNKNOWN_HEMISPHERE,
@@ -69,6 +69,7 @@ def find_roi_scans(files, pattern, task="rest"):
         scans.append(RoiScan(source=path, entities=entities, scan_id=key, site=groups.get("site")))
     if not scans:
         raise SemantoksError(f"{_describe(files)}: roi.pattern '{pattern}' matches no file; fix roi.pattern or roi.files.")
+    refuse_shared_subject_keys(((scan.entities["sub"], scan.source) for scan in scans), _describe(files))
     return sorted(scans, key=lambda scan: scan.scan_id)
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from semantoks.atomic import atomic_path, write_json, write_table_tsv
+from semantoks.cohorts.phenotype_types import refuse_shared_subject_keys
 from semantoks.dataset.fingerprint import refuse_duplicate_scans, scan_fingerprint
 from semantoks.dataset.layout import (
     MANIFEST_SCHEMA,
@@ -68,6 +69,7 @@ def build_partition(
     runs = [_inspect_run(Path(p), Path(q), parcel_names, atlas_id, cohort, rerun) for p, q in run_outputs]
     runs.sort(key=lambda run: run.qc["scan_id"])
     _reject_duplicates(runs)
+    refuse_shared_subject_keys(((run.qc["subject"], run.qc_path) for run in runs), f"cohort {cohort}")
     included = [run for run in runs if run.qc["included"]]
     strategy = _runs_strategy(runs, strategy)
 

@@ -16,6 +16,7 @@ from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language
 from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
+from semantoks.results_owner import claim_results_folder
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,
@@ -26,6 +27,9 @@ from semantoks.workflow_plan import (
 config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
+# jobs re-parse this file in subprocesses; only the main process claims the folder, a dry run only checks
+if workflow.is_main_process:
+    claim_results_folder(R, os.getcwd(), workflow.configfiles, write=not workflow.dryrun)
 ATLAS = atlas_spec_from_config(config)
 ATLAS_ID, PLANNED_RUNS = plan_workflow(config)
 ROI_ONLY = all(cohort["source"] == "roi" for cohort in config["cohorts"].values())

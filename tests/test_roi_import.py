@@ -358,3 +358,26 @@ def test_roi_files_whose_subjects_differ_only_in_leading_zeros_are_refused(tmp_p
                                              r"\(.*NYU_50958_rois_cc200.1D\) differ only in leading zeros"):
         import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0)
     assert not (tmp_path / "ts").exists()
+
+
+def test_numbered_headers_match_the_labels_table_by_value_or_name_whatever_its_row_order(tmp_path):
+    # '#1 ... #N' headers were matched to the table by row order: a reordered table mislabelled parcels and networks
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    data = _series(6, 10, 4)
+    np.savetxt(folder / "sub-01.1D", data, delimiter="\t", header="\t".join(f"#{i}" for i in range(1, 5)),
+               comments="", fmt="%.4f")
+    by_index = pd.DataFrame({"index": [3, 1, 4, 2], "name": ["C", "A", "D", "B"], "network": ["N3", "N1", "N4", "N2"]})
+    by_name = pd.DataFrame({"name": ["3", "1", "4", "2"], "network": ["N3", "N1", "N4", "N2"]})
+    for name, labels in (("index", by_index), ("name", by_name)):
+        (parquet, _), = import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / name, tr=2.0,
+                                              labels=labels)
+        table = pq.read_table(parquet)
+        assert table.schema.names[1:] == labels["name"].tolist()
+        values = np.column_stack([table[n].to_numpy() for n in table.schema.names[1:]])
+        np.testing.assert_array_equal(values, data[:, [2, 0, 3, 1]].astype(np.float32))
+    # no one-to-one match (a value missing from the table): refused, not paired by row order
+    with pytest.raises(SemantoksError, match=r"column 1 is headed '1' but the labels table's parcel 1 is 'C', and the "
+                                             r"header matches neither the table's names nor its index values"):
+        import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / "bad", tr=2.0,
+                              labels=by_index.assign(index=[3, 7, 4, 2]))

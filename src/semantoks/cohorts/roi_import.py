@@ -246,13 +246,34 @@ def _file_columns(path, header, n_columns, parcels):
     if n_columns != len(names):
         raise SemantoksError(f"{path}: has {n_columns} columns but the labels table {len(names)} parcels; "
                              "use the labels table of the parcellation these files were extracted with.")
-    if header is not None and header != names and header != [str(i) for i in range(1, n_columns + 1)]:
+    matched = None if header is None else _header_columns(header, parcels)
+    if matched is not None:
+        return matched
+    if header is not None:
         first = next(i for i, (a, b) in enumerate(zip(header, names)) if a != b)
         raise SemantoksError(
             f"{path}: column {first + 1} is headed {header[first]!r} but the labels table's parcel {first + 1} is "
-            f"{names[first]!r}; order the labels table like the file's columns, or add a column column giving each "
-            "parcel's header name.")
+            f"{names[first]!r}, and the header matches neither the table's names nor its index values one to one; "
+            "name the parcels as the header does, give an index column holding the header's numbers, or add a column "
+            "column giving each parcel's header name.")
     return np.arange(n_columns)
+
+
+def _header_columns(header, parcels):
+    """Each parcel's column found in the header by its name, else (a header of numbers, `#1 ... #200`) by its label
+    value `index`, whatever the table's row order; None unless header and table match one to one."""
+    names = parcels["name"].astype(str).tolist()
+    # equal lengths are checked before: equal sets of distinct keys are a bijection
+    if len(set(header)) == len(header) and set(header) == set(names):
+        position = {name: i for i, name in enumerate(header)}
+        return np.asarray([position[name] for name in names])
+    if not all(str(h).isdigit() for h in header):
+        return None
+    numbers, values = [int(h) for h in header], [int(v) for v in parcels["index"]]
+    if len(set(numbers)) != len(numbers) or set(numbers) != set(values):
+        return None
+    position = {number: i for i, number in enumerate(numbers)}
+    return np.asarray([position[value] for value in values])
 
 
 def _scan_tr(scan, tr, site_column, tr_column, tr_by_site, participants, participant_column, phenotypes):

@@ -148,3 +148,17 @@ def test_every_file_of_the_folder_is_in_the_integrity_digest(exported, tmp_path)
     shutil.copytree(folder, same)
     (same / "config.json").write_text(json.dumps(json.loads((same / "config.json").read_text())))
     assert semantoks.load_model(same).parcel_names == semantoks.load_model(folder).parcel_names
+
+
+def test_a_model_stopped_early_says_so_in_its_card(exported, tmp_path):
+    from semantoks.model.checkpoint import load_checkpoint, save_checkpoint
+
+    _, checkpoint, _, _ = exported
+    state = load_checkpoint(checkpoint)
+    state["stopped_early"] = "the max_minutes budget of 225 minutes was spent"
+    save_checkpoint(tmp_path / "stopped.pt", state)
+    folder = export_model(tmp_path / "stopped.pt", tmp_path / "exported")
+    steps = state["config"]["steps"]
+    assert (f"optimiser steps: 2 of {steps} planned: training stopped early (the max_minutes budget of 225 minutes "
+            "was spent)") in (folder / "README.md").read_text()
+    assert json.loads((folder / "config.json").read_text())["stopped_early"].startswith("the max_minutes")

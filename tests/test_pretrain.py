@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from semantoks.atomic import atomic_path
+from semantoks.dataset.fingerprint import scan_fingerprint
 from semantoks.dataset.layout import METADATA_KEY, PART_NAME, TIMESERIES_SCHEMA, partition_dir
 from semantoks.errors import SemantoksError
 from semantoks.model.augment import Augmentations, augment_views
@@ -81,6 +82,12 @@ def write_dataset(root, cohort, scans, labels=None, strategy=STRATEGY, atlas_id=
     path = partition_dir(root, "timeseries", atlas_id, cohort) / PART_NAME
     with atomic_path(path) as tmp:
         pq.write_table(pa.table(rows, schema=schema), tmp, row_group_size=rows_per_group)
+    # the manifest's content fingerprints identify the data a finished run was trained on
+    manifest = {"scan_id": rows["scan_id"], "subject": rows["subject"], "included": [True] * len(scans),
+                "source": [f"{cohort}/{scan_id}" for scan_id in rows["scan_id"]],
+                "fingerprint": [scan_fingerprint(np.asarray(data, np.float32)) for data, _ in scans]}
+    with atomic_path(partition_dir(root, "manifest", atlas_id, cohort) / PART_NAME) as tmp:
+        pq.write_table(pa.table(manifest), tmp)
     return path
 
 
@@ -488,6 +495,50 @@ def test_rerunning_a_finished_run_retrains_it_from_scratch(toy_dataset, uninterr
     assert "starting fresh: pretrain resume is never" in caplog.text
 
 
+def test_a_finished_run_of_the_same_code_and_data_is_published_again_not_retrained(toy_dataset, uninterrupted,
+                                                                                     tmp_path, caplog):
+    # a job that finished after its Snakemake was lost: --unlock and a rerun retrained every step
+    config = tiny_config()
+    pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path, code_version="code-1")
+    (tmp_path / "checkpoint.pt").unlink()
+    with caplog.at_level(logging.INFO):
+        again = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path, code_version="code-1")
+    assert "publishing it again without training" in caplog.text and "starting fresh" not in caplog.text
+    assert "step 1/6" not in caplog.text and not (tmp_path / "state.replaced").exists()
+    assert_same_parameters(load_checkpoint(again)["student"], load_checkpoint(uninterrupted)["student"], atol=0)
+    # changed code (or data): the rerun was asked for, so the finished run is retrained
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path, code_version="code-2")
+    assert "starting fresh: the state holds a finished, published run" in caplog.text and "step 1/6" in caplog.text
+    assert json.loads((tmp_path / "state" / "published.json").read_text())["inputs"]["code"] == "code-2"
+
+
+def test_a_state_folder_another_live_process_trains_in_is_refused(toy_dataset, tmp_path, caplog):
+    import os
+    import socket
+    import subprocess
+
+    from semantoks.model.state_lock import LOCK_NAME
+
+    config = tiny_config(steps=2)
+    (tmp_path / "state").mkdir()
+    lock = tmp_path / "state" / LOCK_NAME
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "since": "2026-01-01T00:00:00"}))
+    with pytest.raises(SemantoksError, match=rf"{LOCK_NAME}: process {os.getppid()} on .* has been training in this "
+                                             r"state folder since 2026-01-01T00:00:00; wait for it"):
+        pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "state" / "checkpoint.pt").exists()
+    # a lock whose process is gone is taken over, and released when training ends
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": gone.pid, "since": "2026-01-01T00:00:00"}))
+    with caplog.at_level(logging.WARNING):
+        pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert "taking over a lock left by a process that is gone" in caplog.text and not lock.exists()
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
+
+
 def test_max_minutes_stops_cleanly_with_a_checkpoint_and_a_rerun_continues(toy_dataset, uninterrupted, tmp_path,
                                                                            caplog):
     config = tiny_config()
@@ -497,7 +548,12 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint_and_a_rerun_continues(toy_d
     assert load_checkpoint(stopped)["stopped_early"] == "the max_minutes budget of 1e-09 minutes was spent"
     assert "stopped early at step 1 of 6 (the max_minutes budget of 1e-09 minutes was spent)" in caplog.text
     assert json.loads((tmp_path / "state" / "published.json").read_text())["stopped_early"].startswith("the max")
+    # the outputs exist, so only a forced rerun continues: the log says so (the report and card read training.json)
+    assert "continue it with `snakemake --forcerun pretrain`" in caplog.text
+    assert json.loads((tmp_path / "training.json").read_text()) == {
+        "step": 1, "steps": 6, "stopped_early": "the max_minutes budget of 1e-09 minutes was spent"}
     final = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert json.loads((tmp_path / "training.json").read_text())["stopped_early"] is None
     assert_same_parameters(load_checkpoint(final)["teacher"], load_checkpoint(uninterrupted)["teacher"])
     assert load_checkpoint(final)["stopped_early"] is None
 

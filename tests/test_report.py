@@ -208,3 +208,16 @@ def test_report_shows_language_sets_probed_beside_the_main_records_as_one_phenot
     page = build_report(**{**report_inputs, "summary_tsv": tmp_path / "summary.tsv", "phenotype_jsons": jsons}).read_text()
     assert "2 of 3 phenotypes probed with 3 feature sets (fc, model_aligned, noise)" in page
     assert "<td>model_aligned</td>" in page and "model_aligned vs fc" in page
+
+
+def test_a_training_stopped_early_says_so_in_the_report(report_inputs):
+    # a max_minutes stop read "over 164 steps", as if training had run its course
+    log_csv = report_inputs["log_csv"]
+    steps = int(pd.read_csv(log_csv)["step"].max())
+    build_report(**report_inputs)
+    assert f"over {steps} steps" in report_inputs["out_html"].read_text()
+    log_csv.with_name("training.json").write_text(json.dumps(
+        {"step": steps, "steps": 20000, "stopped_early": "the max_minutes budget of 225 minutes was spent"}))
+    build_report(**report_inputs)
+    assert (f"over {steps} of 20000 planned steps (training stopped early: the max_minutes budget of 225 minutes "
+            "was spent)") in report_inputs["out_html"].read_text()

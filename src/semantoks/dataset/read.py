@@ -58,6 +58,23 @@ def open_timeseries(root, atlas_id=None, cohorts=None):
     return dataset
 
 
+def dataset_digest(root, atlas_id, cohorts=None):
+    """sha256 of the included scans' content fingerprints (cohort, scan id, values) of these cohorts: equal digests,
+    equal data. None when a manifest predates fingerprints."""
+    import hashlib
+
+    rows, manifests = [], part_files(root, "manifest", atlas_id, cohorts)
+    if not manifests:
+        return None
+    for path in manifests:
+        table = pq.read_table(path, partitioning=None)
+        if "fingerprint" not in table.column_names:
+            return None
+        rows += [(cohort_of(path), row["scan_id"], row["fingerprint"]) for row in
+                 table.select(["scan_id", "fingerprint", "included"]).to_pylist() if row["included"]]
+    return hashlib.sha256(json.dumps(sorted(rows)).encode()).hexdigest()
+
+
 def check_distinct_scans(root, atlas_id=None, cohorts=None):
     """One line naming both files when two included scans of these cohorts have the same values."""
     scans = []

@@ -32,6 +32,7 @@ def export_model(checkpoint, out_dir, probes_summary=None, training_log=None):
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "semantoks_version": __version__,
         "pretrain_config": state["config"], "data_identity": identity, "step": int(state["step"]),
+        "stopped_early": state.get("stopped_early"),
         "source_checkpoint_sha256": checkpoint_sha256(checkpoint),
         "weights_sha256": _weights_digest(weights),
     }
@@ -133,7 +134,9 @@ def model_card(config, probes_summary=None, training_log=None):
         "",
         "## Training data",
         f"- cohorts: {', '.join(identity.get('cohorts') or ['all cohorts of the dataset'])}",
-        f"- optimiser steps: {config['step']}",
+        f"- optimiser steps: {config['step']}" + (
+            f" of {cfg.get('steps')} planned: training stopped early ({config['stopped_early']})"
+            if config.get("stopped_early") else ""),
         f"- atlas: {identity['atlas_id']} in {identity.get('space')}, {len(names)} parcels in this order "
         f"(full list in config.json: data_identity.parcel_names), first {names[0]!r}, last {names[-1]!r}",
         f"- networks (token order): {', '.join(identity['networks'])}",

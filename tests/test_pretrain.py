@@ -748,7 +748,8 @@ def test_pretrain_after_a_data_change_never_continues_the_old_model(workflow_uni
 
 
 @pytest.mark.slow
-def test_forcerun_pretrain_retrains_from_scratch(workflow_uninterrupted, repo_root, tmp_path):
+def test_forcerun_pretrain_publishes_an_unchanged_finished_run_and_resume_never_retrains(workflow_uninterrupted,
+                                                                                          repo_root, tmp_path):
     import shutil
 
     workdir = tmp_path / "copy"
@@ -756,11 +757,52 @@ def test_forcerun_pretrain_retrains_from_scratch(workflow_uninterrupted, repo_ro
     before = load_checkpoint(workdir / "model" / "checkpoint.pt")
     run_workflow(workdir, "--forcerun", "pretrain")
     log_text = (workdir / "model" / "pretrain.log").read_text()
-    assert "starting fresh: the state holds a finished, published run" in log_text
-    assert "pretraining finished at step 40" in log_text and "step 5/40 | loss total" in log_text
+    assert "publishing it again without training" in log_text and "step 5/40 | loss total" not in log_text
+    assert_same_parameters(load_checkpoint(workdir / "model" / "checkpoint.pt")["teacher"], before["teacher"], atol=0)
+    # resume: never is operational (reruns nothing by itself); with --forcerun it retrains from scratch
+    import yaml
+
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["pretrain"]["resume"] = "never"
+    (workdir / "config.yaml").write_text(yaml_dump(config))
+    run_workflow(workdir, "--forcerun", "pretrain")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "starting fresh: pretrain resume is never" in log_text and "step 5/40 | loss total" in log_text
     after = load_checkpoint(workdir / "model" / "checkpoint.pt")
     assert after["step"] == KILL_TEST_STEPS
     assert_same_parameters(after["teacher"], before["teacher"], atol=0)
+
+
+@pytest.mark.slow
+def test_a_job_that_finished_after_its_snakemake_was_lost_is_not_retrained(workflow_uninterrupted, repo_root,
+                                                                           tmp_path):
+    # a lost login node: Snakemake dies, its pretrain job runs on and publishes; --unlock and a rerun retrained it
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from semantoks.model.state_lock import LOCK_NAME
+
+    workdir = snakemake_workdir(tmp_path, repo_root)
+    process = subprocess.Popen(snakemake_command(workdir), start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = workdir / "model" / "state"
+    deadline = time.monotonic() + 300
+    while not (state / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    while (state / LOCK_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (workdir / "model" / "checkpoint.pt").is_file(), "the orphaned job did not finish"
+    run_workflow(workdir, "--unlock")
+    run_workflow(workdir, "--rerun-incomplete")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "publishing it again without training" in log_text and "starting fresh" not in log_text
+    expected = load_checkpoint(workflow_uninterrupted / "model" / "checkpoint.pt")
+    assert_same_parameters(load_checkpoint(workdir / "model" / "checkpoint.pt")["teacher"], expected["teacher"],
+                           atol=0)
 
 
 def test_online_phenotype_scores_find_what_the_features_encode():

@@ -381,3 +381,26 @@ def test_numbered_headers_match_the_labels_table_by_value_or_name_whatever_its_r
                                              r"header matches neither the table's names nor its index values"):
         import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / "bad", tr=2.0,
                               labels=by_index.assign(index=[3, 7, 4, 2]))
+
+
+def test_the_labels_table_is_checked_when_the_config_is_read(abide_folder, tmp_path):
+    # a table without a network column, blank networks, or a row short was "valid" and failed at the first job
+    folder, _ = abide_folder
+    tables = {
+        "short": "name\tnetwork\nA\tVis\nB\tVis\nC\tDefault\nD\tDefault\n",
+        "blank": "name\tnetwork\nA\t\nB\t\nC\t\nD\t\nE\t\n",
+        "nonet": "name\nA\nB\nC\nD\nE\n",
+    }
+    expected = {
+        "short": r"short.tsv: 4 rows but the time-series files have 5 parcels",
+        "blank": r"blank.tsv: the network column is blank for every parcel, so the model would see one network",
+        "nonet": r"nonet.tsv: no network column; add one .* or set cohorts.abide.roi.dseg",
+    }
+    for name, text in tables.items():
+        (tmp_path / f"{name}.tsv").write_text(text)
+        roi = {"files": str(folder), "pattern": PATTERN, "parcellation": "CC200", "labels": str(tmp_path / f"{name}.tsv")}
+        with pytest.raises(SemantoksError, match=expected[name]):
+            parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": roi}}})
+    (tmp_path / "good.tsv").write_text("name\tnetwork\nA\tVis\nB\tVis\nC\t\nD\tDefault\nE\tDefault\n")
+    roi = {"files": str(folder), "pattern": PATTERN, "parcellation": "CC200", "labels": str(tmp_path / "good.tsv")}
+    assert parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": roi}}}) == "CC200"

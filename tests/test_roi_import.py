@@ -404,3 +404,16 @@ def test_the_labels_table_is_checked_when_the_config_is_read(abide_folder, tmp_p
     (tmp_path / "good.tsv").write_text("name\tnetwork\nA\tVis\nB\tVis\nC\t\nD\tDefault\nE\tDefault\n")
     roi = {"files": str(folder), "pattern": PATTERN, "parcellation": "CC200", "labels": str(tmp_path / "good.tsv")}
     assert parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": roi}}}) == "CC200"
+
+
+def test_a_hemisphere_column_can_mark_midline_parcels_as_the_projects_labels_tsv_does(tmp_path):
+    from semantoks.cohorts.roi_parcellation import read_roi_labels
+
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("index\tname\tnetwork\themisphere\n1\tA\tVis\tL\n2\tVermis\tCont\tunknown\n3\tB\tVis\tright\n"
+                      "4\tC\tVis\tmidline\n")
+    table, _ = read_roi_labels(labels, {})
+    assert table["hemisphere"].tolist() == ["L", "unknown", "R", "unknown"]
+    labels.write_text("name\tnetwork\themisphere\nA\tVis\tX\n")
+    with pytest.raises(SemantoksError, match=r"hemisphere 'X' is not L or R; .*or unknown, midline or blank"):
+        read_roi_labels(labels, {})

@@ -18,6 +18,8 @@ from semantoks.errors import SemantoksError
 
 LABEL_FIELDS = ("name", "network", "hemisphere", "index", "column")
 _HEMISPHERE = {"lh": "L", "left": "L", "l": "L", "rh": "R", "right": "R", "r": "R"}
+# a midline parcel (vermis, a bilateral ROI): the value the project's own labels.tsv writes for it
+_NO_SIDE = ("unknown", "midline", "m", "both", "bilateral", "")
 _ID = re.compile(r"^[A-Za-z0-9]+$")
 UNKNOWN_HEMISPHERE = "unknown"
 # where the Yeo 2011 volume is looked up when roi.space is not given
@@ -175,10 +177,12 @@ def read_roi_labels(path, label_columns, key="roi"):
         raise SemantoksError(f"{path}: parcel name {repeated.iloc[0]!r} appears twice; make the names unique.")
     table["index"] = _whole_numbers(table["index"], path, "index") if "index" in table.columns else np.arange(1, len(table) + 1)
     if "hemisphere" in table.columns:
-        table["hemisphere"] = table["hemisphere"].map(lambda side: _HEMISPHERE.get(side.lower(), side.upper()))
-        bad = sorted(set(table["hemisphere"]) - {"L", "R"})
+        table["hemisphere"] = table["hemisphere"].map(
+            lambda side: UNKNOWN_HEMISPHERE if side.lower() in _NO_SIDE else _HEMISPHERE.get(side.lower(), side.upper()))
+        bad = sorted(set(table["hemisphere"]) - {"L", "R", UNKNOWN_HEMISPHERE})
         if bad:
-            raise SemantoksError(f"{path}: hemisphere {bad[0]!r} is not L or R; write L, R, left or right.")
+            raise SemantoksError(f"{path}: hemisphere {bad[0]!r} is not L or R; write L, R, left or right (or unknown, "
+                                 "midline or blank for a parcel on the midline).")
     table["column"] = table["column"].map(_column_ref) if "column" in table.columns else None
     return table, path
 

@@ -417,3 +417,20 @@ def test_a_hemisphere_column_can_mark_midline_parcels_as_the_projects_labels_tsv
     labels.write_text("name\tnetwork\themisphere\nA\tVis\tX\n")
     with pytest.raises(SemantoksError, match=r"hemisphere 'X' is not L or R; .*or unknown, midline or blank"):
         read_roi_labels(labels, {})
+
+
+def test_scans_shorter_than_roi_min_seconds_are_excluded_with_their_reason(tmp_path):
+    # a 30 s ROI scan was included; the fMRIPrep route skips runs below its minimum length
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    np.save(folder / "sub-01.npy", _series(7, 15))
+    np.save(folder / "sub-02.npy", _series(8, 60))
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tnetwork\n" + "".join(f"P{i}\tVis\n" for i in range(5)))
+    roi = {"files": str(folder), "pattern": r"sub-(?P<subject>\d+)\.npy", "parcellation": "Toy", "labels": str(labels),
+           "tr": 2.0}
+    first, second = (json.loads(qc.read_text()) for _, qc in import_roi_cohort("lab", roi, {}, tmp_path / "ts"))
+    assert not first["included"] and first["reason"] == "Only 15 volumes (30 s), below the 120 s of roi.min_seconds."
+    assert second["included"] and second["n_frames"] == 60
+    outputs = import_roi_cohort("lab", {**roi, "min_seconds": 20}, {}, tmp_path / "ts")
+    assert json.loads(outputs[0][1].read_text())["included"]

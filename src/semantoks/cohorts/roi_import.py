@@ -30,6 +30,8 @@ ORIENTATIONS = ("auto", "frames_by_parcels", "parcels_by_frames")
 PATTERN_GROUPS = ("subject", "session", "task", "run", "site")
 # the list of (timeseries, qc) pairs the last import wrote, relative to the cohort's time-series folder
 IMPORT_INDEX = "roi_import.tsv"
+# the schema's roi.min_seconds default, for settings that did not pass through the schema
+ROI_MIN_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,16 @@ def roi_label_table(labels, n_parcels):
 def import_roi_timeseries(files, pattern, cohort, atlas_id, out_dir, *, tr=None, site_column=None, tr_column=None,
                           tr_by_site=None, labels=None, phenotypes=None, participant_column="participant_id",
                           missing=None, mean_fd_column=None, orientation="auto", mat_variable=None, space="unknown",
-                          task="rest"):
+                          task="rest", min_seconds=0.0):
     """Write every matched scan as `<out_dir>/sub-X/[ses-Y/]<scan_id>_space-..._timeseries.parquet` + `_qc.json`.
 
     `out_dir` is the cohort's time-series folder (results/timeseries/<cohort>). TR: `tr` seconds for every
     scan; or the phenotype column `tr_column` (seconds per subject); or per site: the site from the pattern's
     `site` group or the phenotype column `site_column`, looked up in `tr_by_site`. `labels` is the parcellation's
     table (file-column order, optional `column`). Outputs of scans whose source file is gone are removed and
-    the written pairs are listed in `<out_dir>/roi_import.tsv` (IMPORT_INDEX). Returns [(parquet, qc_json)].
+    the written pairs are listed in `<out_dir>/roi_import.tsv` (IMPORT_INDEX). A scan shorter than `min_seconds`
+    or with fewer than MIN_VALID_PARCEL_FRACTION of its parcels holding data is excluded with its reason.
+    Returns [(parquet, qc_json)].
     """
     check_label(cohort, "cohort", "cohort name")
     if orientation not in ORIENTATIONS:
@@ -143,7 +147,7 @@ def import_roi_timeseries(files, pattern, cohort, atlas_id, out_dir, *, tr=None,
         folder = Path(out_dir) / subject_dir(entities)
         parquet = folder / timeseries_name(entities, atlas_id, IMPORTED)
         outputs.append(_write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, scan_tr,
-                                   mean_fd.get(subject_key(scan.entities["sub"]), math.nan)))
+                                   mean_fd.get(subject_key(scan.entities["sub"]), math.nan), min_seconds))
     _replace_index(Path(out_dir), outputs)
     return outputs
 
@@ -163,7 +167,8 @@ def import_roi_cohort(cohort, roi, phenotypes, out_dir, templateflow_home=None, 
         phenotypes=phenotypes.get("table"), participant_column=phenotypes.get("participant_column", "participant_id"),
         missing=phenotypes.get("missing_values"), mean_fd_column=roi.get("mean_fd_column"),
         orientation=roi.get("orientation") or "auto", mat_variable=roi.get("mat_variable"),
-        space=roi.get("space") or "unknown", task=roi.get("task") or "rest")
+        space=roi.get("space") or "unknown", task=roi.get("task") or "rest",
+        min_seconds=float(roi.get("min_seconds", ROI_MIN_SECONDS)))
 
 
 def read_import_index(path):
@@ -332,7 +337,7 @@ def _mean_fd(participants, participant_column, column, phenotypes):
     return {subject_key(s): float(v) for s, v in zip(participants[participant_column], values) if isinstance(s, str)}
 
 
-def _write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, tr, mean_fd):
+def _write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, tr, mean_fd, min_seconds=0.0):
     # NaN and +-inf are missing values alike; how many there were goes into the QC record
     n_nonfinite = int((~np.isfinite(np.asarray(data, dtype=np.float64))).sum())
     data = np.where(np.isfinite(data), data, np.nan).astype(np.float32)
@@ -341,11 +346,14 @@ def _write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, tr, mean_
     data[:, empty] = np.nan
     n_volumes = len(data)
     enough = (~empty).mean() >= MIN_VALID_PARCEL_FRACTION
-    included, reason = bool(n_volumes and enough), None
+    long_enough = n_volumes * tr >= min_seconds
+    included, reason = bool(n_volumes and enough and long_enough), None
     if not included:
         reason = ("The file has no frames." if not n_volumes else "Every parcel is empty (all zeros or NaN)."
                   if empty.all() else f"Only {int((~empty).sum())} of {empty.size} parcels hold data (at least "
-                  f"{MIN_VALID_PARCEL_FRACTION:.0%} are needed); {n_nonfinite} values are NaN or inf.")
+                  f"{MIN_VALID_PARCEL_FRACTION:.0%} are needed); {n_nonfinite} values are NaN or inf." if not enough
+                  else f"Only {n_volumes} volumes ({n_volumes * tr:g} s), below the {min_seconds:g} s of "
+                  "roi.min_seconds.")
         data = data[:0]
     record = run_record(cohort, scan.entities, space=space, atlas=atlas_id, strategy=IMPORTED, n_parcels=len(parcels),
                         tr=tr, n_volumes=n_volumes, n_frames=len(data), mean_fd=mean_fd, pct_censored=0.0,

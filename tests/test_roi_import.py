@@ -434,3 +434,16 @@ def test_scans_shorter_than_roi_min_seconds_are_excluded_with_their_reason(tmp_p
     assert second["included"] and second["n_frames"] == 60
     outputs = import_roi_cohort("lab", {**roi, "min_seconds": 20}, {}, tmp_path / "ts")
     assert json.loads(outputs[0][1].read_text())["included"]
+
+
+def test_a_file_stored_in_the_other_orientation_is_named_as_such(tmp_path):
+    # the message said "shape (5, 12) has no axis of 5 parcels"
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    for subject, seed in (("01", 1), ("02", 2)):
+        np.save(folder / f"sub-{subject}.npy", _series(seed, 12))
+    np.save(folder / "sub-03.npy", _series(3, 12).T)
+    labels = pd.DataFrame({"name": [f"P{i}" for i in range(5)], "network": "Vis"})
+    with pytest.raises(SemantoksError, match=r"sub-03.npy: shape \(5, 12\) holds the 5 parcels on the other axis than "
+                                             r"the other files \(frames x parcels\); save it as frames x parcels"):
+        import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / "ts", tr=2.0, labels=labels)

@@ -217,6 +217,11 @@ def _orientation(scans, orientation, n_labels, mat_variable, labels=None):
                     "extracted with another atlas: move it out of roi.files or narrow roi.pattern.")
         return transpose, expected
     for path, count in counts.items():
+        if count != n_labels and n_labels in shapes[path]:
+            layout = ("parcels x frames", "frames x parcels") if transpose else ("frames x parcels", "parcels x frames")
+            raise SemantoksError(
+                f"{path}: shape {shapes[path]} holds the {n_labels} parcels on the other axis than the other files "
+                f"({layout[0]}); save it as {layout[0]} like the others, or move it out of roi.files.")
         if count != n_labels:
             raise SemantoksError(
                 f"{path}: shape {shapes[path]} has no axis of {n_labels} parcels, the labels table's row count; "

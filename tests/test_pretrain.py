@@ -370,6 +370,18 @@ def test_dataset_with_other_parcel_order_or_denoising_is_refused(uninterrupted):
     check_identity(identity, {**metadata, "strategy": scrubbed}, "other.parquet", allow_strategy_mismatch=True)
 
 
+def test_a_checkpoint_holding_pickled_objects_is_refused_without_torchs_unsafe_advice(tmp_path):
+    import fractions
+
+    path = tmp_path / "foreign.pt"
+    torch.save({"step": fractions.Fraction(1, 3)}, path)
+    with pytest.raises(SemantoksError) as raised:
+        load_checkpoint(path)
+    message = str(raised.value)
+    assert f"{path}: holds a Python object (fractions.Fraction) that semantoks does not load" in message
+    assert "weights_only" not in message and "\n" not in message
+
+
 def test_save_checkpoint_keeps_the_previous_one(tmp_path):
     path = tmp_path / "checkpoint.pt"
     base = {"student": {}, "teacher": {}, "config": {}, "data_identity": {}}

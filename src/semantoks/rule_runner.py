@@ -4,7 +4,7 @@ import contextlib
 import logging
 import sys
 
-from semantoks.errors import SemantoksError
+from semantoks.errors import SemantoksError, os_error_line
 
 
 @contextlib.contextmanager
@@ -20,4 +20,11 @@ def rule_script(snakemake):
     except SemantoksError as error:
         logging.getLogger("semantoks").error("%s", error)
         print(f"semantoks: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        line = os_error_line(error)
+        if line is None:
+            raise
+        logging.getLogger("semantoks").error("%s", line)
+        print(f"semantoks: {line}", file=sys.stderr)
         sys.exit(1)

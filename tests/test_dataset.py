@@ -422,3 +422,18 @@ def test_subjects_differing_only_in_leading_zeros_are_refused(tmp_path):
     with pytest.raises(SemantoksError, match=r"cohort demo: subjects '001' \(.*sub-001_task-rest.*_qc.json\) and '01' "
                                              r"\(.*\) differ only in leading zeros"):
         build(runs, tmp_path / "ds")
+
+
+def test_a_run_with_most_parcels_uncovered_is_left_out_with_its_reason(tmp_path):
+    # the encoder refuses a scan with under half its parcels measured: it must not reach pretraining or embedding
+    rng = np.random.default_rng(15)
+    labels = toy_labels()
+    sparse = rng.standard_normal((20, 6))
+    sparse[:, 2:] = np.nan
+    runs = [write_run_output(tmp_path / "runs", "demo", "01", rng.standard_normal((20, 6)), labels),
+            write_run_output(tmp_path / "runs", "demo", "02", sparse, labels, coverage=[1, 1, 0, 0, 0, 0])]
+    summary = build(runs, tmp_path / "ds")
+    assert summary["n_included"] == 1 and [scan.subject for scan in iter_scans(tmp_path / "ds", ATLAS)] == ["01"]
+    left_out = read_manifest(tmp_path / "ds", ATLAS).set_index("subject").loc["02"]
+    assert not left_out["included"]
+    assert left_out["reason"] == "Only 2 of 6 parcels are covered (at least 50% are needed)."

@@ -15,6 +15,7 @@ from semantoks.cohorts.phenotype_types import refuse_shared_subject_keys
 from semantoks.dataset.fingerprint import refuse_duplicate_scans, scan_fingerprint
 from semantoks.dataset.layout import (
     MANIFEST_SCHEMA,
+    MIN_VALID_PARCEL_FRACTION,
     METADATA_KEY,
     PART_NAME,
     TIMESERIES_SCHEMA,
@@ -173,7 +174,7 @@ def _inspect_run(parquet_path, qc_path, parcel_names, atlas_id, cohort, rerun):
         )
     if not all(pa.types.is_floating(schema.field(name).type) for name in parcel_names):
         raise SemantoksError(f"{parquet_path}: parcel columns must be float32; {rerun}.")
-    qc = _normalise_qc(qc, qc_path, rerun)
+    qc = _exclude_if_mostly_uncovered(_normalise_qc(qc, qc_path, rerun))
     if qc.get("atlas") not in (None, atlas_id):
         raise SemantoksError(f"{qc_path}: was made with atlas {qc['atlas']}, not {atlas_id}; {rerun}.")
     if qc.get("cohort") not in (None, cohort):
@@ -189,6 +190,19 @@ def _inspect_run(parquet_path, qc_path, parcel_names, atlas_id, cohort, rerun):
             raise SemantoksError(f"{qc_path}: parcel_coverage has {len(qc['parcel_coverage'])} values, "
                                  f"the atlas {len(parcel_names)}; {rerun}.")
     return _Run(parquet_path, qc_path, qc, footer.num_rows)
+
+
+def _exclude_if_mostly_uncovered(qc):
+    """A run with fewer than MIN_VALID_PARCEL_FRACTION of its parcels covered is left out with its reason: the
+    encoder refuses such a scan, so it must not reach pretraining or the embedding jobs."""
+    if not qc["included"] or qc.get("parcel_coverage") is None:
+        return qc
+    coverage = qc["parcel_coverage"]
+    uncovered = max(int(qc.get("n_uncovered_parcels") or 0), sum(1 for value in coverage if not value > 0))
+    if coverage and (len(coverage) - uncovered) / len(coverage) < MIN_VALID_PARCEL_FRACTION:
+        qc = {**qc, "included": False, "reason": f"Only {len(coverage) - uncovered} of {len(coverage)} parcels are "
+              f"covered (at least {MIN_VALID_PARCEL_FRACTION:.0%} are needed)."}
+    return qc
 
 
 def _first_mismatch(found, expected):

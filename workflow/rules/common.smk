@@ -27,9 +27,14 @@ from semantoks.workflow_plan import (
 config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
-# jobs re-parse this file in subprocesses; only the main process claims the folder, a dry run only checks
+# checked when the Snakefile is parsed (jobs re-parse it in subprocesses: the main process checks); claimed only
+# when jobs run, so a dry run or --lint writes nothing
 if workflow.is_main_process:
-    claim_results_folder(R, os.getcwd(), workflow.configfiles, write=not workflow.dryrun)
+    claim_results_folder(R, os.getcwd(), workflow.configfiles, write=False)
+
+
+onstart:
+    claim_results_folder(R, os.getcwd(), workflow.configfiles)
 ATLAS = atlas_spec_from_config(config)
 ATLAS_ID, PLANNED_RUNS = plan_workflow(config)
 ROI_ONLY = all(cohort["source"] == "roi" for cohort in config["cohorts"].values())

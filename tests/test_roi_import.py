@@ -447,3 +447,21 @@ def test_a_file_stored_in_the_other_orientation_is_named_as_such(tmp_path):
     with pytest.raises(SemantoksError, match=r"sub-03.npy: shape \(5, 12\) holds the 5 parcels on the other axis than "
                                              r"the other files \(frames x parcels\); save it as frames x parcels"):
         import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / "ts", tr=2.0, labels=labels)
+
+
+def test_only_the_phenotype_cells_the_import_reads_decide_its_reruns(tmp_path):
+    # a byte-identical copy of the table, or an edited age cell, reran import, dataset and pretraining (27 jobs)
+    from semantoks.cohorts.roi_import import import_phenotype_values
+
+    table = tmp_path / "p.tsv"
+    table.write_text("participant_id\tsite\tage\nsub-01\tNYU\t20\nsub-02\tUM\t30\n")
+    roi = {"site_column": "site", "tr_by_site": {"NYU": 2.0, "UM": 2.5}}
+    digest = import_phenotype_values(roi, {"table": str(table)})
+    copy = tmp_path / "copy.tsv"
+    copy.write_bytes(table.read_bytes())
+    assert import_phenotype_values(roi, {"table": str(copy)}) == digest
+    table.write_text("participant_id\tsite\tage\nsub-01\tNYU\t21\nsub-02\tUM\t30\n")
+    assert import_phenotype_values(roi, {"table": str(table)}) == digest
+    table.write_text("participant_id\tsite\tage\nsub-01\tUM\t21\nsub-02\tUM\t30\n")
+    assert import_phenotype_values(roi, {"table": str(table)}) != digest
+    assert import_phenotype_values({"tr": 2.0}, {"table": str(table)}) is None

@@ -9,7 +9,7 @@ _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
 from semantoks.bids_names import xcpd_paths
-from semantoks.cohorts.roi_import import find_roi_scans
+from semantoks.cohorts.roi_import import find_roi_scans, import_phenotype_values
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language_feature_sets, probed_feature_sets
@@ -143,10 +143,13 @@ def roi_import_inputs(wildcards):
               "labels": roi["labels"]}
     if roi.get("dseg"):
         inputs["dseg"] = roi["dseg"]
-    table = config["cohorts"][wildcards.cohort]["phenotypes"]["table"]
-    if table:
-        inputs["phenotypes"] = table
     return inputs
+
+
+def roi_import_phenotypes(wildcards):
+    """The phenotype cells the import reads (TR, site, mean FD), as a digest: a param, not the table as an input,
+    so a copy of the table or an edit of another column reruns nothing."""
+    return import_phenotype_values(roi_settings(wildcards.cohort), config["cohorts"][wildcards.cohort]["phenotypes"])
 
 
 def partition_inputs(wildcards):

@@ -171,6 +171,26 @@ def import_roi_cohort(cohort, roi, phenotypes, out_dir, templateflow_home=None, 
         min_seconds=float(roi.get("min_seconds", ROI_MIN_SECONDS)))
 
 
+def import_phenotype_values(roi, phenotypes):
+    """sha256 of the phenotype-table cells the import reads (participant, TR, site and mean-FD columns), or None.
+
+    The workflow reruns the import when these change, not when the table's bytes or other columns do (a copy of
+    the table, an edited age cell).
+    """
+    import hashlib
+    import json
+
+    phenotypes = phenotypes or {}
+    columns = [roi.get(key) for key in ("tr_column", "site_column", "mean_fd_column") if roi.get(key)]
+    if not phenotypes.get("table") or not columns:
+        return None
+    participant_column = phenotypes.get("participant_column", "participant_id")
+    table = read_participants(phenotypes["table"], participant_column, phenotypes.get("missing_values"))
+    present = [column for column in [participant_column, *columns] if column in table.columns]
+    values = table[present].astype(str).to_dict(orient="split")
+    return hashlib.sha256(json.dumps({"columns": values["columns"], "rows": sorted(values["data"])}).encode()).hexdigest()
+
+
 def read_import_index(path):
     """The [(parquet, qc_json)] pairs a ROI import wrote, from its IMPORT_INDEX file."""
     path = Path(path)

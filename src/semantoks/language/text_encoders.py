@@ -175,12 +175,20 @@ def load_text_encoder(name, state=None, corpus=None):
         return encoder.fit(corpus) if corpus is not None else encoder
 
 
+def identity_difference(first, second):
+    """'they differ in key: a vs b; ...' for two encoder identities (name and hash alike may hide the difference)."""
+    differ = sorted(key for key in set(first) | set(second) if first.get(key) != second.get(key))
+    return "they differ in " + "; ".join(f"{key}: {str(first.get(key))[:24]} vs {str(second.get(key))[:24]}"
+                                         for key in differ[:3])
+
+
 def check_encoder_identity(expected, found, where):
     """One line if a head / table was made with another text encoder than the one loaded now."""
     if expected != found:
         raise SemantoksError(f"{where}: made with text encoder {expected.get('name')} "
-                             f"({expected.get('weights_hash', '')[:12]}) but {found.get('name')} "
-                             f"({(found.get('weights_hash') or '')[:12]}) is loaded; rerun text_embed and align.")
+                             f"({(expected.get('weights_hash') or '')[:12]}) but {found.get('name')} "
+                             f"({(found.get('weights_hash') or '')[:12]}) is loaded ({identity_difference(expected, found)}); "
+                             "rerun text_embed and align.")
 
 
 def _import(module, extra):

@@ -16,6 +16,8 @@ from semantoks.atomic import atomic_path, write_json
 from semantoks.bids_names import scan_id
 
 IMPORTED = "imported"
+# a scan with fewer of its parcels measured (finite, varying) is not imported, kept in the dataset, trained on or encoded
+MIN_VALID_PARCEL_FRACTION = 0.5
 
 
 def run_record(cohort, entities, *, space, atlas, strategy, n_parcels, tr=math.nan, n_volumes=0, n_dummy=0,

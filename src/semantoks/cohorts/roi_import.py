@@ -22,9 +22,8 @@ from semantoks.cohorts.roi_parcellation import (
     read_roi_labels,
     roi_parcel_table,
 )
-from semantoks.dataset.layout import MIN_VALID_PARCEL_FRACTION
 from semantoks.errors import SemantoksError
-from semantoks.run_record import IMPORTED, run_record, write_run_outputs
+from semantoks.run_record import IMPORTED, MIN_VALID_PARCEL_FRACTION, run_record, write_run_outputs
 
 ORIENTATIONS = ("auto", "frames_by_parcels", "parcels_by_frames")
 PATTERN_GROUPS = ("subject", "session", "task", "run", "site")

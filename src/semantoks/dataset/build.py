@@ -15,7 +15,6 @@ from semantoks.cohorts.phenotype_types import refuse_shared_subject_keys
 from semantoks.dataset.fingerprint import refuse_duplicate_scans, scan_fingerprint
 from semantoks.dataset.layout import (
     MANIFEST_SCHEMA,
-    MIN_VALID_PARCEL_FRACTION,
     METADATA_KEY,
     PART_NAME,
     TIMESERIES_SCHEMA,
@@ -23,6 +22,7 @@ from semantoks.dataset.layout import (
     partition_dir,
 )
 from semantoks.errors import SemantoksError
+from semantoks.run_record import MIN_VALID_PARCEL_FRACTION
 
 # streaming speed is flat from 2 to 64 MB row groups, random access slows with size (benchmarks/RESULTS.md)
 DEFAULT_ROW_GROUP_BYTES = 4 * 2**20

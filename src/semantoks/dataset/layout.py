@@ -8,8 +8,6 @@ import pyarrow as pa
 from semantoks.errors import SemantoksError
 
 METADATA_KEY = b"semantoks"
-# a scan with fewer of its parcels measured (finite, varying) is not imported, trained on or encoded
-MIN_VALID_PARCEL_FRACTION = 0.5
 PART_NAME = "part-0.parquet"
 
 # NaN, not null, marks a parcel outside the mask; non-nullable values decode ~40% faster

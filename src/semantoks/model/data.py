@@ -104,7 +104,7 @@ class TooLittleData(SemantoksError):
 def preprocess_scan(data, tr, prep, meta=None, dtype=np.float32):
     """Clip spikes, resample, band-pass and z-score one scan; a parcel with any NaN or inf, or no variance, is
     zero + invalid. Raises TooLittleData when fewer than MIN_VALID_PARCEL_FRACTION of the parcels stay valid."""
-    from semantoks.dataset.layout import MIN_VALID_PARCEL_FRACTION
+    from semantoks.run_record import MIN_VALID_PARCEL_FRACTION
 
     data = np.asarray(data, dtype=np.float64)
     # inf is missing like NaN: one inf cell must not turn every parcel's z-score into NaN

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from semantoks.snakemake_threads import job_timeline, most_threads_at_once
+
 COPIED = ("src", "workflow", "envs", "Snakefile", "config.yaml", "config", ".test")
 MODULE_EDITS = ["report/figures.py", "probes/estimators.py", "model/backbone.py", "parcellate.py", "dataset/build.py",
                 "simulate/bold.py", "atlas/load.py"]
@@ -103,26 +105,6 @@ def job_stats(text):
     return {rule: int(count) for rule, count in rows if rule not in ("all", "total")}
 
 
-def job_timeline(text):
-    """[(rule, threads, start, end)] of every job in a Snakemake log, times in seconds (1 s resolution)."""
-    import datetime
-
-    jobs, started, now, rule = {}, {}, None, None
-    for line in text.splitlines():
-        if re.fullmatch(r"\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]", line):
-            now = datetime.datetime.strptime(" ".join(line[1:-1].split()), "%a %b %d %H:%M:%S %Y").timestamp()
-        elif match := re.match(r"(?:local)?rule (\w+):$", line):
-            rule = match.group(1)
-        elif (match := re.match(r"\s+jobid: (\d+)$", line)) and rule:
-            started[match.group(1)] = [rule, 1, now]
-            rule = None
-        elif (match := re.match(r"\s+threads: (\d+)$", line)) and started:
-            started[next(reversed(started))][1] = int(match.group(1))
-        elif (match := re.match(r"Finished jobid: (\d+)", line)) and match.group(1) in started:
-            jobs[match.group(1)] = (*started.pop(match.group(1)), now)
-    return list(jobs.values())
-
-
 def print_timeline(text, cores):
     """Per-rule span and busiest moment; more threads than cores means Snakemake oversubscribed the machine."""
     jobs = job_timeline(text)
@@ -133,8 +115,7 @@ def print_timeline(text, cores):
     for rule in sorted({job[0] for job in jobs}, key=lambda r: min(j[2] for j in jobs if j[0] == r)):
         mine = [job for job in jobs if job[0] == rule]
         print(f"  {rule:24s} {min(j[2] for j in mine) - first:6.0f} -> {max(j[3] for j in mine) - first:6.0f}")
-    busiest = max(sum(t for _, t, start, end in jobs if start <= moment < end) for _, _, moment, _ in jobs)
-    print(f"most threads running at once: {busiest} (cores: {cores})")
+    print(f"most threads running at once: {most_threads_at_once(jobs)} (cores: {cores})")
 
 
 def rerun_count(workdir, options):

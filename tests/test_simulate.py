@@ -22,7 +22,9 @@ from semantoks.simulate import (
 )
 from semantoks.confounds import resolve_strategy
 from semantoks.parcellate import parcellate_run
-from semantoks.simulate.dynamics import network_dynamics
+from semantoks.simulate import signals
+from semantoks.simulate.bold import run_latents
+from semantoks.simulate.dynamics import coupling_order_asymmetry, coupling_states, network_dynamics, state_transitions
 from semantoks.simulate.grid import build_grid, latent_network
 from semantoks.simulate.signals import band_limited
 
@@ -138,8 +140,11 @@ def test_participants_and_descriptions(cohort):
     assert list(table["score"]) == [s.score for s in plan.subjects]
     assert [s["spectral_exponent"]["Default"] for s in truth["subjects"]] == [
         round(s.exponent[NETWORKS.index("Default")], 4) for s in plan.subjects]
+    assert list(table["state_order"]) == [s["state_order"] for s in truth["subjects"]] == [
+        s.state_order for s in plan.subjects]
     kinds = {(e["phenotype"], e["kind"]) for e in truth["effects"]}
-    assert {("diagnosis", "spectral_exponent"), ("age", "spectral_exponent"), ("score", "spectral_exponent")} <= kinds
+    assert {("diagnosis", "spectral_exponent"), ("age", "spectral_exponent"), ("score", "spectral_exponent"),
+            ("state_order", "state_order")} <= kinds
 
 
 def test_confounds_use_fmriprep_names_and_ranges(cohort, shared_data):
@@ -375,3 +380,77 @@ def test_documented_parameters_match_the_code(repo_root):
     documented = dict(re.findall(r"^\| `(\w+)` \| `(.+)` \|$", text.split("## Parameters")[1], flags=re.M))
     actual = {f.name: repr(getattr(SimulationParams(), f.name)) for f in dataclasses.fields(SimulationParams)}
     assert documented == actual
+
+
+def _welch_t(values, group):
+    a, b = values[group], values[~group]
+    return (a.mean(axis=0) - b.mean(axis=0)) / np.sqrt(a.var(axis=0, ddof=1) / len(a) + b.var(axis=0, ddof=1) / len(b))
+
+
+@pytest.fixture(scope="module")
+def state_order_cohort():
+    """Per subject (mean over runs) of the simulated latents: FC, per-network log-PSD bins, dwell and order."""
+    plan = plan_cohort(48, seed=0)
+    first, second = (NETWORKS.index(n) for n in plan.params.state_networks)
+    upper = np.triu_indices(len(NETWORKS), 1)
+    rows = []
+    for subject in plan.subjects:
+        fc, spectra, dwell, order = [], [], [], []
+        for run in plan.runs_of(subject.label):
+            latents = run_latents(plan, subject, run, np.random.default_rng([subject.number, run.order]))
+            fc.append(np.corrcoef(latents.T)[upper])
+            freqs = np.fft.rfftfreq(run.n_volumes, d=run.tr)
+            power = np.abs(np.fft.rfft(latents - latents.mean(axis=0), axis=0)) ** 2
+            edges = np.geomspace(0.01, 0.1, 6)
+            spectra.append(np.log([power[(freqs >= lo) & (freqs < hi)].mean(axis=0)
+                                   for lo, hi in zip(edges[:-1], edges[1:])]).ravel())
+            dwell.append(state_transitions(coupling_states(latents[:, first], latents[:, second],
+                                                           int(round(30 / run.tr))), min_dwell=4)[2] * run.tr)
+            order.append(coupling_order_asymmetry(latents[:, first], latents[:, second], run.tr))
+        rows.append((np.mean(fc, axis=0), np.mean(spectra, axis=0), np.mean(dwell), np.mean(order)))
+    reverse = np.array([s.state_order == "reverse" for s in plan.subjects])
+    return reverse, [np.array(column) for column in zip(*rows)]
+
+
+def test_state_order_is_balanced_and_independent_of_the_other_phenotypes():
+    plan = plan_cohort()
+    orders = np.array([s.state_order for s in plan.subjects])
+    assert sorted(set(orders)) == ["forward", "reverse"] and (orders == "reverse").sum() == 24
+    patients = np.array([s.diagnosis == "patient" for s in plan.subjects])
+    assert abs(np.corrcoef(orders == "reverse", patients)[0, 1]) < 0.4
+
+
+def test_state_order_leaves_fc_and_spectra_alone_but_reverses_the_coupling_order(state_order_cohort):
+    reverse, (fc, spectra, dwell, order) = state_order_cohort
+    # 28 FC pairs and 40 log-PSD bins: no group difference beyond sampling error (|t| < 3.5 ~ p 0.001 each)
+    assert np.abs(_welch_t(fc, reverse)).max() < 3.5
+    assert np.abs(_welch_t(spectra, reverse)).max() < 3.5
+    # the state pair's coupling does switch (dwell tens of seconds), at the same rate in both groups
+    assert 20 < dwell.mean() < 120 and abs(_welch_t(dwell, reverse)) < 3.0
+    # only the direction of time tells the groups apart: strong -> none -> negative (> 0) or back (< 0)
+    assert order[~reverse].mean() > 0 > order[reverse].mean()
+    assert _welch_t(order, reverse) < -4.0
+
+
+def test_switching_couples_only_the_state_pair_and_keeps_every_other_series():
+    plan = plan_cohort(4, seed=0)
+    subject, run = plan.subjects[0], plan.runs[0]
+    switched = run_latents(plan, subject, run, np.random.default_rng(0))
+    still = run_latents(plan, dataclasses.replace(subject, state_order="forward"), run, np.random.default_rng(0))
+    kept = [i for i, n in enumerate(NETWORKS) if n not in plan.params.state_networks]
+    np.testing.assert_array_equal(switched[:, kept], still[:, kept])
+    constant = dataclasses.replace(plan, params=dataclasses.replace(plan.params, state_coupling_deltas=(0.0, 0.0, 0.0)))
+    unswitched = run_latents(constant, subject, run, np.random.default_rng(0))
+    np.testing.assert_allclose(unswitched, signals.network_latents(
+        np.random.default_rng(0), run.n_volumes, run.tr, subject.coupling, subject.amplitude, plan.params.band_hz,
+        subject.exponent), atol=1e-12)
+
+
+def test_state_estimates_count_forward_steps_and_time_reversal_flips_the_order_statistic():
+    sawtooth = np.array([2, 2, 2, 1, 2, 1, 1, 1, 0, 0, 0, 2, 2, 2, 1, 1, 1])
+    assert state_transitions(sawtooth, min_dwell=2) == (4, 0, len(sawtooth) / 5)
+    assert state_transitions(sawtooth[::-1], min_dwell=2)[:2] == (0, 4)
+    rng = np.random.default_rng(0)
+    first, second = band_limited(rng, 200, 2, 2.0, 0.01, 0.1).T
+    forward = coupling_order_asymmetry(first, second, 2.0)
+    assert coupling_order_asymmetry(first[::-1], second[::-1], 2.0) == pytest.approx(-forward)

@@ -17,6 +17,7 @@ import yaml
 
 from semantoks.dataset import iter_scans, read_atlas_metadata
 from semantoks.simulate import plan_cohort
+from semantoks.snakemake_threads import job_timeline, most_threads_at_once
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # the small demo every end-to-end test runs: .test/config/config.yaml (the distribution convention)
@@ -162,6 +163,14 @@ def test_report_is_written_and_a_finished_workflow_has_nothing_to_do(demo_run, r
     assert re.search(r"<b>model</b>: <b>(learning|indistinguishable from its random init|collapsed)</b> at step 20", html)
     result = run_snakemake(demo_run.parent, repo_root, templateflow_home, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_running_threads_never_exceed_the_cores(demo_run):
+    # the fixture's run is the first log; Snakemake 9.10-9.16 ran 5-7 threads on 2 cores before the fix
+    first_log = sorted((demo_run.parent / ".snakemake" / "log").glob("*.snakemake.log"))[0]
+    jobs = job_timeline(first_log.read_text())
+    assert len(jobs) > 50
+    assert most_threads_at_once(jobs) <= 2
 
 
 def test_lint_is_clean(repo_root, templateflow_home, tmp_path):

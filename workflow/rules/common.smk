@@ -8,6 +8,13 @@ sys.path.insert(0, SRC)
 _inherited = dict(os.environ).get("PYTHONPATH", "")
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, _inherited) if p))
 
+from snakemake import __version__ as SNAKEMAKE_VERSION
+from snakemake.scheduling.job_scheduler import JobScheduler
+from semantoks.snakemake_threads import reserve_lone_jobs
+
+# Snakemake 9.10-9.16 run more threads than --cores without it (benchmarks/RESULTS.md, "Threads within --cores")
+reserve_lone_jobs(JobScheduler, SNAKEMAKE_VERSION)
+
 from semantoks.bids_names import xcpd_paths
 from semantoks.cohorts.roi_import import find_roi_scans, import_phenotype_values
 from semantoks.config import workflow_config

@@ -7,7 +7,8 @@ import numpy as np
 from semantoks.simulate import signals
 from semantoks.simulate.grid import CORTEX
 from semantoks.simulate.motion import framewise_displacement, simulate_motion
-from semantoks.simulate.plan import ANATOMY_STREAM, RUN_STREAM, rng_for
+from semantoks.simulate.plan import ANATOMY_STREAM, RUN_STREAM, STATE_STREAM, rng_for
+from semantoks.simulate.states import state_couplings, state_sequence
 
 INT16_MAX = np.iinfo(np.int16).max
 
@@ -63,8 +64,7 @@ def simulate_run_data(plan, subject, run, grid, anatomy):
     scale = max(1.0, anatomy.motion_scale) if run.heavy_motion else anatomy.motion_scale
     motion = simulate_motion(rng, n_time, tr, run.heavy_motion, params, scale)
     fd = framewise_displacement(motion)
-    latents = signals.network_latents(
-        rng, n_time, tr, subject.coupling, subject.amplitude, params.band_hz, subject.exponent)
+    latents = run_latents(plan, subject, run, rng)
     parcels = signals.parcel_signals(rng, latents, anatomy.loadings, grid.parcel_latent, tr, params)
     physio = signals.physiological_sources(rng, n_time, tr, params)
     drift_weights = _drift_weights(rng, grid, params.drift_percent)
@@ -89,6 +89,17 @@ def simulate_run_data(plan, subject, run, grid, anatomy):
     data += rng.standard_normal((n_time, grid.n_voxels), dtype=np.float32) * thermal_sd
     quantised = np.clip(np.rint(data), 0, INT16_MAX).astype(np.int16)
     return RunData(quantised, motion, fd)
+
+
+def run_latents(plan, subject, run, rng):
+    """(T, K) network latents of one run: coupling, amplitudes, spectral exponents and coupling states planted."""
+    params = plan.params
+    # the state sequence has its own stream, so the run's other draws are what they were before it existed
+    states = state_sequence(rng_for(plan.seed, STATE_STREAM, subject.number, run.order), run.n_volumes, run.tr,
+                            params.state_dwell_s, subject.state_order)
+    return signals.network_latents(
+        rng, run.n_volumes, run.tr, subject.coupling, subject.amplitude, params.band_hz, subject.exponent,
+        states=states, couplings=state_couplings(subject.coupling, plan.networks, params))
 
 
 def _drift_weights(rng, grid, drift_percent):

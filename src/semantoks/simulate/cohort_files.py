@@ -17,6 +17,9 @@ PARTICIPANT_COLUMNS = {
     "sex": {"Description": "Sex.", "Levels": {"M": "male", "F": "female"}},
     "diagnosis": {"Description": "Simulated diagnostic group.", "Levels": {"control": "control", "patient": "patient"}},
     "score": {"Description": "Simulated continuous score (standard normal) carried only by Default-network dynamics."},
+    "state_order": {"Description": "Direction in which the SomMot-Limbic coupling cycles through its three states; "
+                                   "invisible to time-averaged FC and spectra by construction.",
+                    "Levels": {"forward": "strong -> none -> negative", "reverse": "strong -> negative -> none"}},
     "site": {"Description": "Simulated acquisition site (A: TR 2.0 s, no sessions; B: TR 1.5 s, sessions).",
              "Levels": {"A": "site A", "B": "site B"}},
 }
@@ -29,6 +32,7 @@ def participants_frame(plan):
         "sex": [s.sex for s in plan.subjects],
         "diagnosis": [s.diagnosis for s in plan.subjects],
         "score": [s.score for s in plan.subjects],
+        "state_order": [s.state_order for s in plan.subjects],
         "site": [s.site for s in plan.subjects],
     })
 
@@ -62,8 +66,8 @@ def write_cohort_files(plan, out_root):
 
 
 def ground_truth(plan, out_root=None):
-    """The planted model: networks, base coupling, phenotype effects, per-subject coupling, amplitudes and
-    spectral exponents."""
+    """The planted model: networks, base coupling, phenotype effects, per-subject coupling, amplitudes, spectral
+    exponents and coupling-state order."""
     params = plan.params
     return {
         "generator": GENERATOR,
@@ -88,6 +92,8 @@ def ground_truth(plan, out_root=None):
              "slope_per_year": params.age_vis_exponent_slope, "centre_years": params.age_centre},
             {"phenotype": "score", "kind": "spectral_exponent", "networks": ["Default"],
              "slope_per_unit": params.score_default_exponent},
+            {"phenotype": "state_order", "level": "reverse", "kind": "state_order",
+             "networks": list(params.state_networks), "coupling_deltas": list(params.state_coupling_deltas), "dwell_s": list(params.state_dwell_s)},
         ],
         "params": params.as_dict(),
         "subjects": [_subject_truth(plan, subject, out_root) for subject in plan.subjects],
@@ -108,6 +114,7 @@ def _subject_truth(plan, subject, out_root):
         "sex": subject.sex,
         "diagnosis": subject.diagnosis,
         "score": subject.score,
+        "state_order": subject.state_order,
         "site": subject.site,
         "heavy_motion": subject.heavy_motion,
         "expected_coupling": _rounded(subject.expected_coupling),

@@ -57,6 +57,11 @@ class SimulationParams:
     patient_salventattn_exponent: float = 1.5
     age_vis_exponent_slope: float = -0.04
     score_default_exponent: float = 1.0
+    # planted state-order effect: the pair's coupling cycles through three states (deltas average 0, so
+    # time-averaged FC is unchanged); `state_order` sets the direction, dwell times are the same for all
+    state_networks: tuple = ("SomMot", "Limbic")
+    state_coupling_deltas: tuple = (0.5, 0.0, -0.5)
+    state_dwell_s: tuple = (40.0, 80.0)
     # anatomy and scanner
     baseline: tuple = (("cortex", 540.0), ("wm", 590.0), ("csf", 660.0))
     bias_field_sd: float = 0.05

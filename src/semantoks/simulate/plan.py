@@ -7,13 +7,14 @@ import numpy as np
 from semantoks.bids_names import scan_id
 from semantoks.errors import SemantoksError
 from semantoks.simulate.params import BASE_COUPLING, NETWORKS, SimulationParams
+from semantoks.simulate.states import ORDERS
 
 TASK = "rest"
 DIAGNOSES = ("control", "patient")
 SEXES = ("M", "F")
 SITES = ("A", "B")
-# stream ids keep the random draws of plan, subject, anatomy, run and dynamics independent of each other
-PLAN_STREAM, SUBJECT_STREAM, RUN_STREAM, ANATOMY_STREAM, DYNAMICS_STREAM = 0, 1, 2, 3, 4
+# stream ids keep the draws of plan, subject, anatomy, run, dynamics and coupling states independent of each other
+PLAN_STREAM, SUBJECT_STREAM, RUN_STREAM, ANATOMY_STREAM, DYNAMICS_STREAM, STATE_STREAM = 0, 1, 2, 3, 4, 5
 
 
 def rng_for(seed, *keys):
@@ -46,7 +47,8 @@ class RunPlan:
 
 @dataclasses.dataclass(frozen=True)
 class SubjectPlan:
-    """One participant: phenotypes and the network coupling, amplitudes and spectral exponents planted in their data."""
+    """One participant: phenotypes and the network coupling, amplitudes, spectral exponents and coupling-state order
+    planted in their data."""
 
     label: str
     number: int
@@ -60,6 +62,7 @@ class SubjectPlan:
     coupling: tuple
     amplitude: tuple
     exponent: tuple
+    state_order: str
 
     @property
     def participant_id(self):
@@ -115,7 +118,7 @@ def plan_cohort(n_subjects=48, seed=0, resolution_mm=6.0, n_volumes=None, params
     phenotypes = _phenotypes(n_subjects, seed, params)
     width = max(2, len(str(n_subjects)))
     subjects, runs = [], []
-    for number, (age, sex, diagnosis, site, heavy, score) in enumerate(phenotypes, start=1):
+    for number, (age, sex, diagnosis, site, heavy, score, state_order) in enumerate(phenotypes, start=1):
         label = f"{number:0{width}d}"
         rng = rng_for(seed, SUBJECT_STREAM, number)
         expected = expected_coupling(base, age, diagnosis, params)
@@ -124,7 +127,7 @@ def plan_cohort(n_subjects=48, seed=0, resolution_mm=6.0, n_volumes=None, params
         jitter = rng_for(seed, DYNAMICS_STREAM, number).normal(0.0, params.exponent_jitter_sd, size=len(NETWORKS))
         exponent = tuple(float(v) for v in expected_exponent(age, diagnosis, score, params) + jitter)
         subjects.append(SubjectPlan(label, number, age, sex, diagnosis, score, site, heavy, _as_tuple(expected),
-                                    _as_tuple(coupling), tuple(amplitude), exponent))
+                                    _as_tuple(coupling), tuple(amplitude), exponent, str(state_order)))
         runs.extend(_subject_runs(label, site, heavy, rng, params))
     return CohortPlan(int(seed), float(resolution_mm), params, NETWORKS, _as_tuple(base), tuple(subjects), tuple(runs))
 
@@ -168,8 +171,9 @@ def _phenotypes(n_subjects, seed, params):
     heavy[rng.choice(n_subjects, size=n_heavy, replace=False)] = True
     # drawn last so the earlier phenotypes stay what they were before `score` existed
     scores = np.round(rng.standard_normal(n_subjects), 2)
-    return [(float(a), str(s), str(d), str(site), bool(h), float(c))
-            for a, s, d, site, h, c in zip(ages, sexes, diagnoses, sites, heavy, scores)]
+    state_orders = rng.permutation(_balanced(ORDERS, n_subjects, 0.5))
+    return [(float(a), str(s), str(d), str(site), bool(h), float(c), str(o))
+            for a, s, d, site, h, c, o in zip(ages, sexes, diagnoses, sites, heavy, scores, state_orders)]
 
 
 def _balanced(levels, n, first_fraction):

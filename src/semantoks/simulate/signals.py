@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from semantoks.simulate.states import switch_states
+
 
 def band_limited(rng, n_time, n_series, tr, low=None, high=None, order=2, exponent=None):
     """(n_time, n_series) unit-variance Gaussian noise shaped by a zero-phase Butterworth band-pass.
@@ -29,15 +31,19 @@ def band_limited(rng, n_time, n_series, tr, low=None, high=None, order=2, expone
     return series / series.std(axis=0)
 
 
-def network_latents(rng, n_time, tr, coupling, amplitude, band_hz, exponent=None):
+def network_latents(rng, n_time, tr, coupling, amplitude, band_hz, exponent=None, states=None, couplings=None):
     """(n_time, K) latent network series with correlation `coupling` and standard deviation `amplitude`.
 
     Each network's own source has the spectral `exponent` (see `band_limited`); mixing by the Cholesky
-    factor keeps the zero-lag correlation at `coupling` whatever the spectra.
+    factor keeps the zero-lag correlation at `coupling` whatever the spectra. With `states` (one index per
+    frame into `couplings`), frame t is re-coupled to `couplings[states[t]]` (see `states.switch_states`).
     """
     independent = band_limited(rng, n_time, len(amplitude), tr, *band_hz, exponent=exponent)
     cholesky = np.linalg.cholesky(np.asarray(coupling))
-    return (independent @ cholesky.T) * np.asarray(amplitude)
+    mixed = independent @ cholesky.T
+    if states is not None:
+        mixed = switch_states(mixed, coupling, couplings, states)
+    return mixed * np.asarray(amplitude)
 
 
 def parcel_signals(rng, latents, loadings, parcel_latent, tr, params):

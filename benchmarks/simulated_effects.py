@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy.signal import welch
 
 from semantoks.atlas import AtlasSpec, load_atlas
 from semantoks.confounds import resolve_strategy
-from semantoks.language.measures import FALFF_BAND, MIN_FRAMES
-from semantoks.language.measures import dynamics as language_dynamics
+from semantoks.features.dynamics import series_dynamics
+from semantoks.features.registry import compute_feature_table
 from semantoks.parcellate import parcellate_run
-from semantoks.probes import connectivity_features, network_connectivity_features, probe_phenotype
+from semantoks.probes import probe_phenotype
 from semantoks.simulate import derivative_paths, participants_frame, plan_cohort, simulate_cohort
 from semantoks.simulate.dynamics import coupling_order_asymmetry, network_dynamics
 
@@ -73,15 +72,15 @@ def main():
             continue
         table = pq.read_table(out).to_pandas()
         data = table.drop(columns="frame").to_numpy()
-        scan = Scan(run.scan_id, run.subject, data)
+        scan = Scan(run.scan_id, run.subject, data, run.tr)
         scans.append(scan)
         measured = network_dynamics(data, networks, run.tr, frames=table["frame"].to_numpy())
         dynamics.append([value for network in dict.fromkeys(networks) for value in measured[network]])
         means = {network: data[:, np.asarray(networks) == network].mean(axis=1) for network in dict.fromkeys(networks)}
         spectra.append([value for series in means.values() for value in spectral_measures(series, run.tr)])
         order.append([coupling_order_asymmetry(means[pair[0]], means[pair[1]], run.tr)])
-    meta, fc = network_connectivity_features(scans, networks)
-    parcel_meta, parcel_fc = connectivity_features(scans)
+    meta, fc = compute_feature_table("network_fc", scans, networks, list(dict.fromkeys(networks)))
+    parcel_meta, parcel_fc = compute_feature_table("fc", scans, networks, list(dict.fromkeys(networks)))
     assert parcel_meta.equals(meta)
     dyn, spec = np.asarray(dynamics), np.asarray(spectra)
     phenotypes = participants_frame(plan).assign(subject=lambda f: f["participant_id"].str[4:], cohort="sim")
@@ -108,31 +107,14 @@ def main():
 
 def spectral_measures(series, tr):
     """ALFF, fALFF, lag-1 autocorrelation, four log-PSD bins and the 1/f slope of one network-mean series."""
-    try:  # the shared `dynamics` feature set, once it exists
-        from semantoks.features.dynamics import series_dynamics
-        return list(series_dynamics(series, tr).values())
-    except ImportError:
-        return _measures_from_language(series, tr)
-
-
-def _measures_from_language(series, tr):
-    """The same measures from the language descriptors' functions (before `semantoks.features` existed)."""
-    frequencies, power = welch(series - series.mean(), fs=1.0 / tr, nperseg=max(MIN_FRAMES, len(series) // 2))
-    fft_freqs, amplitude = np.fft.rfftfreq(len(series), d=tr), np.abs(np.fft.rfft(series - series.mean()))
-    edges = np.geomspace(0.01, 0.15, 5)
-    bins = [np.log10(power[(frequencies >= lo) & (frequencies < hi)].mean()) for lo, hi in zip(edges[:-1], edges[1:])]
-    inside = (frequencies >= edges[0]) & (frequencies <= edges[-1])
-    slope = np.polyfit(np.log10(frequencies[inside]), np.log10(power[inside]), 1)[0]
-    alff = amplitude[(fft_freqs >= FALFF_BAND[0]) & (fft_freqs <= FALFF_BAND[1])].mean()
-    measured = language_dynamics(series, tr)
-    return [alff, measured["falff"], measured["autocorr"], *bins, slope]
+    return list(series_dynamics(series, tr).values())
 
 
 class Scan:
     """The fields of a dataset scan the connectivity features read."""
 
-    def __init__(self, scan_id, subject, data):
-        self.cohort, self.scan_id, self.subject, self.session, self.data = "sim", scan_id, subject, None, data
+    def __init__(self, scan_id, subject, data, tr):
+        self.cohort, self.scan_id, self.subject, self.session, self.data, self.tr = "sim", scan_id, subject, None, data, tr
 
 
 if __name__ == "__main__":

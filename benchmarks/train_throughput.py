@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from semantoks.model.augment import Augmentations, augment_views
-from semantoks.model.config import resolve
+from semantoks.model.config import FIRST_RECIPE, resolve
 from semantoks.model.data import InMemoryBatches, Preprocessing, PreparedScan
 from semantoks.model.meta_arch import SelfDistillationModel
 from semantoks.model.presets import resolve_encoder_config
@@ -94,6 +94,9 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student")
     parser.add_argument("--head-hidden", type=int, default=None, help="projection head width (default: the preset's)")
+    parser.add_argument("--first-recipe", action="store_true",
+                        help="the project's first recipe (depthwise long convs, shared norm, student-only expansion, "
+                             "mixed masker) instead of the reference's defaults")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU bf16 peak for MFU (default by name)")
     args = parser.parse_args()
 
@@ -104,12 +107,14 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(0)
-    config = resolve_encoder_config(args.preset)
+    config = resolve_encoder_config({"preset": args.preset, **(FIRST_RECIPE["model"] if args.first_recipe else {})})
     n_patches = config["window"] // config["patch_len"]
     parcel_network = np.sort(np.arange(args.parcels) % args.networks)
     loss_config = resolve({"preset": args.preset}).loss  # the preset's head, as the trainer builds it
     if args.head_hidden is not None:
         loss_config = dataclasses.replace(loss_config, head_hidden=args.head_hidden)
+    if args.first_recipe:
+        loss_config = dataclasses.replace(loss_config, **FIRST_RECIPE["loss"])
     model = SelfDistillationModel(config, loss_config, parcel_network, args.networks).to(device)
     if args.compile:
         model.student = torch.compile(model.student)
@@ -149,7 +154,7 @@ def main():
         loss.backward()
 
     results = {"preset": args.preset, "batch_size": args.batch_size, "device": str(device),
-               "head_hidden": model.loss_config.head_hidden,
+               "head_hidden": model.loss_config.head_hidden, "recipe": "first" if args.first_recipe else "reference",
                "tokens_per_view": args.networks * n_patches, "threads": torch.get_num_threads()}
     timings = {"train_step": train_step, "encoder_fwd_bwd": encoder_step, "reference_fwd_bwd": reference_step}
     for name, step in timings.items():

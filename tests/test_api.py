@@ -12,7 +12,7 @@ import torch
 from test_pretrain import ATLAS, trained_toy_model
 
 import semantoks
-from semantoks.embed import read_embeddings
+from semantoks.features.table import read_feature_table
 from semantoks.errors import SemantoksError
 
 torch.set_num_threads(1)
@@ -133,8 +133,8 @@ def test_readme_embed_commands_run_as_written(trained, tmp_path):
         done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True,
                               env={**__import__("os").environ, "PATH": f"{sys.prefix}/bin:" + __import__("os").environ["PATH"]})
         assert done.returncode == 0, done.stderr
-    dataset, _ = read_embeddings(tmp_path / "features.parquet")
-    single, record = read_embeddings(tmp_path / "my_features.parquet")
+    dataset, _, _ = read_feature_table(tmp_path / "features.parquet")
+    single, _, record = read_feature_table(tmp_path / "my_features.parquet")
     assert len(dataset) == 8 and len(single) == 1 and single["scan_id"][0] == "my_scan_timeseries"
     assert record["atlas_id"] == ATLAS
 

@@ -1,5 +1,6 @@
 """Config loading (strict YAML, schema, defaults), the cross-key checks, and which config files a run reads."""
 
+import re
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from semantoks.config import load_config, read_config_file, validate_config
 from semantoks.provenance import config_hash
 from semantoks.config_checks import PHENOTYPE_NAME
 from semantoks.errors import SemantoksError
+from semantoks.features.registry import DEFAULT_FEATURE_SETS
 
 MINIMAL = {"cohorts": {"demo": {"source": "simulated"}}}
 
@@ -27,7 +29,7 @@ def test_defaults_fill_nested_cohort_entries():
     config = validate_config(MINIMAL)
     assert config["cohorts"]["demo"]["simulate"] == {"n_subjects": 48, "seed": 0, "resolution_mm": 6}
     assert config["atlas"]["n_parcels"] == 100
-    assert config["probe"]["feature_sets"] == ["model", "random_init", "fc", "network_fc"]
+    assert config["probe"]["feature_sets"] == list(DEFAULT_FEATURE_SETS)
 
 
 @pytest.mark.parametrize(
@@ -136,6 +138,24 @@ def test_probe_phenotype_not_declared_in_a_probed_cohort_names_the_key():
     assert "'probe.phenotypes.iq' is not declared in any probed cohort's phenotypes.columns (declared: age)" in message
     config["probe"]["cohorts"] = None
     assert validate_config(config)["probe"]["phenotypes"] == {"iq": {"bins": None}}
+
+
+def test_phenotype_classes_with_int_codes_validate_and_must_name_a_categorical_column():
+    columns = {"DX_GROUP": "binary", "AGE": "continuous"}
+    config = {"cohorts": {"abide": _simulated(columns)}}
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"DX_GROUP": {1: "autism", 2: "control"}}
+    assert validate_config(config)["cohorts"]["abide"]["phenotypes"]["classes"]["DX_GROUP"][1] == "autism"
+    config["cohorts"]["abide"]["phenotypes"]["classes"] = {"AGE": {1: "young"}}
+    assert ("cohorts.abide.phenotypes.classes names column 'AGE', which is not a declared binary or categorical"
+            in _refused(config))
+
+
+def test_label_transfer_of_an_undeclared_or_continuous_phenotype_names_the_key():
+    config = {"cohorts": {"demo": _simulated({"age": "continuous", "diagnosis": "binary"})},
+              "language": {"enabled": True, "label_transfer": ["diagnosis", "age"]}}
+    assert "'language.label_transfer' names 'age' (continuous in the probed cohorts'" in _refused(config)
+    config["language"]["label_transfer"] = ["diagnosis"]
+    assert validate_config(config)["language"]["split_repeats"] == 4
 
 
 def test_binned_job_name_as_a_phenotype_points_to_bins():
@@ -324,3 +344,53 @@ def test_a_text_encoder_that_is_not_installed_is_refused_at_config_time(monkeypa
         validate_config(config)
     validate_config({**config, "language": {"enabled": False, "text_encoder": "wordllama"}})
     validate_config({**config, "language": {"enabled": True, "text_encoder": "hashing"}})
+
+
+def test_site_split_needs_a_declared_site_column():
+    config = {"cohorts": {"a": _simulated({"site": "categorical", "age": "continuous"})},
+              "probe": {"phenotypes": {"age": {}}, "split": "leave_site_out"}}
+    assert "'probe.split' is leave_site_out but 'probe.site_column' is not set" in _refused(config)
+    config["probe"]["site_column"] = "centre"
+    assert "'probe.site_column' 'centre' is not declared" in _refused(config)
+    config["probe"]["site_column"] = "site"
+    assert validate_config(config)["probe"]["split"] == "leave_site_out"
+    config["probe"]["phenotypes"]["site"] = {}
+    assert "'probe.phenotypes.site' cannot be probed with probe.split leave_site_out" in _refused(config)
+
+
+def test_only_held_out_needs_a_pretrain_hold_out_on_a_declared_column():
+    config = {"cohorts": {"a": _simulated({"site": "categorical"})}, "probe": {"only_held_out": True}}
+    assert "'probe.only_held_out' is true but 'pretrain.hold_out' is not set" in _refused(config)
+    config["pretrain"] = {"hold_out": {"column": "centre", "values": ["x"]}}
+    assert "'pretrain.hold_out.column' 'centre' is not declared in cohorts.a.phenotypes.columns" in _refused(config)
+    config["pretrain"]["hold_out"]["column"] = "site"
+    assert validate_config(config)["pretrain"]["hold_out"] == {"column": "site", "values": ["x"]}
+
+
+def test_the_site_held_out_example_of_docs_probes_validates(repo_root):
+    text = (repo_root / "docs" / "probes.md").read_text()
+    block = re.findall(r"```yaml\n(# site-held-out probing\n.*?)```", text, re.DOTALL)
+    assert len(block) == 1
+    config = yaml.safe_load(block[0])
+    config["cohorts"] = {"abide": _simulated({"SITE_ID": "categorical", "AGE_AT_SCAN": "continuous"})}
+    config["probe"]["phenotypes"] = {"AGE_AT_SCAN": {}}
+    resolved = validate_config(config)
+    assert resolved["probe"]["split"] == "site_grouped" and resolved["pretrain"]["hold_out"]["column"] == "SITE_ID"
+
+
+def test_probe_confounds_must_be_declared_continuous():
+    config = {"cohorts": {"a": _simulated({"site": "categorical", "fd": "continuous"})},
+              "probe": {"confounds": ["site"]}}
+    assert "'probe.confounds' names 'site', which is not declared continuous" in _refused(config)
+    config["probe"]["confounds"] = ["fd"]
+    assert validate_config(config)["probe"]["confounds"] == ["fd"]
+
+
+def test_the_paper_space_band_passes_pretraining_input_as_the_reference_unless_set():
+    base = {"atlas": {"family": "brainsemantoks457", "space": "MNI152NLin6Asym", "custom": {"dseg": "space457.nii.gz"}},
+            "cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(base)["pretrain"]["band_pass"] == [0.01, 0.1]
+    assert validate_config({**base, "pretrain": {"band_pass": None}})["pretrain"]["band_pass"] is None
+    assert validate_config({**base, "pretrain": {"steps": 5}})["pretrain"]["band_pass"] == [0.01, 0.1]
+    schaefer = {"cohorts": {"demo": {"source": "simulated"}}}
+    assert validate_config(schaefer)["pretrain"]["band_pass"] is None

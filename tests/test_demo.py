@@ -62,16 +62,17 @@ def test_demo_aligned_network_head_retrieves_held_out_descriptor_texts_above_cha
     assert network["aligned"]["top1"] > 2 * network["aligned"]["chance_top1"], network
     # the FC ridge is the ceiling to read it against (descriptors are functions of FC), on the same scans
     assert "network_fc_ridge" in network and scan["network_fc_ridge"]["n"] == scan["aligned"]["n"] > 0
-    assert set(results["zero_shot"]) >= set(DEMO_CONFIG["language"]["zero_shot"])
+    assert set(results["label_transfer"]) >= set(DEMO_CONFIG["language"]["label_transfer"])
     page = (demo / "report" / "report.html").read_text()
     assert "Language-aligned tokens" in page and "network_fc_ridge" in page
 
 
 def test_demo_language_feature_sets_are_probed_beside_the_baselines(demo):
     codes = f"codes_{DEMO_CONFIG['language']['codes_k']}"
+    vq = f"vq_{DEMO_CONFIG['language']['vq_codebook_size']}"
     summary = pd.read_csv(demo / "probes" / "summary.tsv", sep="\t", na_values=["n/a"])
-    rows = summary[summary["feature_set"].isin(["model_aligned", codes]) & (summary["status"] == "ok")]
-    assert set(rows["feature_set"]) == {"model_aligned", codes}
+    rows = summary[summary["feature_set"].isin(["model_aligned", codes, vq]) & (summary["status"] == "ok")]
+    assert set(rows["feature_set"]) == {"model_aligned", codes, vq}
     assert set(rows["phenotype"]) == set(summary["phenotype"])
     assert rows["mean"].notna().all() and rows["shuffled_mean"].notna().all()
     paired = pd.read_csv(demo / "probes" / "paired.tsv", sep="\t", na_values=["n/a"])

@@ -9,7 +9,8 @@ import pytest
 import torch
 from test_pretrain import ATLAS, simulate_scans, tiny_config, toy_labels, write_dataset
 
-from semantoks.embed import embed_dataset, embed_scans, read_embeddings
+from semantoks.embed import embed_dataset, embed_scans
+from semantoks.features.table import read_feature_table
 from semantoks.errors import SemantoksError
 from semantoks.model.checkpoint import checkpoint_sha256
 from semantoks.model.data import Preprocessing, crop, preprocess_scan, embedding_crop_starts
@@ -48,9 +49,9 @@ def test_embeddings_are_one_2d_row_per_scan_and_deterministic(trained):
     record = json.loads(table.schema.metadata[b"semantoks"])
     assert record["checkpoint_sha256"] == checkpoint_sha256(checkpoint)
     assert record["atlas_id"] == ATLAS and record["preprocessing"]["window"] == 100 and record["n_crops"] == 4
-    frame, stored = read_embeddings(root / "first.parquet")
+    frame, stored_matrix, stored = read_feature_table(root / "first.parquet")
     assert stored == record and frame["scan_id"].tolist() == first["scan_id"].tolist()
-    np.testing.assert_array_equal(np.stack(frame["embedding"]), matrix)
+    np.testing.assert_array_equal(stored_matrix, matrix)
 
 
 def test_random_init_control_is_seeded(trained):
@@ -95,3 +96,24 @@ def test_test_time_crops_are_evenly_spaced_and_averaged():
     expected = np.mean([crop(scan.values, start, prep)[0].mean(axis=1) for start in (0, 40, 80)], axis=0)
     assert keys["scan_id"].tolist() == ["s"] and features.shape == (1, 4)
     np.testing.assert_allclose(features[0], expected, atol=1e-6)
+
+
+def test_random_init_is_pooled_exactly_as_the_model(trained, tmp_path):
+    """The control's weights written as a checkpoint embed to the same features as the random_init path."""
+    from semantoks.dataset import read_atlas_metadata
+    from semantoks.embed import random_init_encoder
+    from semantoks.model.checkpoint import load_checkpoint, save_checkpoint
+
+    root, checkpoint = trained
+    state = load_checkpoint(checkpoint)
+    config = tiny_config(steps=2, checkpoint_every=2)
+    encoder, identity = random_init_encoder(config, read_atlas_metadata(root / "data", ATLAS), ["B"], 7, root / "data")
+    assert identity["preprocessing"] == state["data_identity"]["preprocessing"]
+    state["teacher"] = encoder.state_dict()
+    save_checkpoint(tmp_path / "random.pt", state)
+    as_model = embed_dataset(tmp_path / "random.pt", root / "data", ATLAS, ["B"], tmp_path / "m.parquet", n_crops=4)
+    control = embed_dataset(None, root / "data", ATLAS, ["B"], tmp_path / "r.parquet", n_crops=4,
+                            config=config, seed=7)
+    np.testing.assert_allclose(np.stack(as_model["embedding"]), np.stack(control["embedding"]), atol=1e-6)
+    assert read_feature_table(tmp_path / "m.parquet")[2]["feature"] == read_feature_table(tmp_path / "r.parquet")[2][
+        "feature"]

@@ -67,14 +67,14 @@ def test_an_encoder_identity_differing_beyond_name_and_hash_says_where(tmp_path)
 def test_aligned_features_are_every_scans_scan_head_projection_in_the_probes_layout(tmp_path):
     import pandas as pd
 
-    from semantoks.probes.features import load_embeddings
+    from semantoks.features.table import read_feature_table
 
     X, Y = planted(n=30)
     head, _ = fit_head(X[:20], Y[:20], steps=20, seed=0)
     meta = pd.DataFrame({"cohort": "c", "scan_id": [f"sub-{i:02d}" for i in range(30)],
                          "subject": [f"{i:02d}" for i in range(30)]})
     write_aligned_features(tmp_path / "model_aligned.parquet", head, meta, X, {"head": "scan"})
-    found_meta, found = load_embeddings(tmp_path / "model_aligned.parquet")
+    found_meta, found, _ = read_feature_table(tmp_path / "model_aligned.parquet")
     assert list(found_meta["scan_id"]) == list(meta["scan_id"]) and found.shape == (30, Y.shape[1])
     np.testing.assert_allclose(found, head.project(X), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(found, axis=1), 1.0, atol=1e-5)

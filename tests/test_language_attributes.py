@@ -34,3 +34,25 @@ def test_probes_read_bands_from_planted_features_and_skip_unusable_descriptors()
         assert family["noise"]["balanced_accuracy"] < 0.6 and family["informative"]["majority"] == pytest.approx(1 / 3)
     again = attribute_probes(z, names, train, {"informative": informative}, n_null=5, seed=0)
     assert again["per_family"]["fc"]["informative"] == fc["informative"]
+
+
+def test_the_null_permutes_whole_subjects(monkeypatch):
+    import semantoks.language.attributes as attributes
+
+    seen = {}
+    original = attributes.subject_label_shuffles
+
+    def spy(labels, subjects, *args, **kwargs):
+        seen["shuffles"], seen["subjects"] = original(labels, subjects, *args, **kwargs), subjects
+        return seen["shuffles"]
+
+    monkeypatch.setattr(attributes, "subject_label_shuffles", spy)
+    rng = np.random.default_rng(2)
+    subjects = np.repeat([f"c/{i}" for i in range(30)], 2)
+    z = np.repeat(rng.standard_normal((30, 2)) * 1.5, 2, axis=0) + rng.normal(0, 0.3, (60, 2))
+    train = np.arange(60) < 40
+    attribute_probes(z, ["fc.A--B", "graph.efficiency"], train, {"x": rng.standard_normal((60, 4))}, n_null=4,
+                     seed=0, subjects=subjects)
+    assert list(seen["subjects"]) == list(subjects[train])
+    for shuffled in seen["shuffles"]:
+        assert (shuffled[0::2] == shuffled[1::2]).all()  # both scans of a subject share one shuffled band

@@ -1,4 +1,4 @@
-"""Zero-shot leave-one-cohort-out, end to end: the real stages on two simulated cohorts (Snakemake).
+"""Label transfer leave-one-cohort-out, end to end: the real stages on two simulated cohorts (Snakemake).
 
 `.test/config/language_two_cohorts.yaml` runs up to results/language/evaluation.json. The diagnosis is
 planted in both simulated cohorts (docs/simulated_cohort.md); each cohort is classified by text prompts
@@ -28,18 +28,19 @@ def two_cohorts(tmp_path_factory, repo_root, templateflow_home):
 
 
 @pytest.mark.slow
-def test_loco_zero_shot_finds_the_planted_diagnosis_above_its_shuffled_null(two_cohorts):
+def test_loco_label_transfer_finds_the_planted_diagnosis_above_its_shuffled_null(two_cohorts):
     results = json.loads((two_cohorts / "language" / "evaluation.json").read_text())
-    assert results["zero_shot_design"].startswith("leave-one-cohort-out over 2 cohorts")
-    loco = results["zero_shot_loco"]
+    assert results["label_transfer_design"].startswith("leave-one-cohort-out over 2 cohorts")
+    loco = results["label_transfer_loco"]
     assert set(loco["per_cohort"]) == {"siteA", "siteB"}
     pooled = loco["pooled"]["diagnosis"]
     assert pooled["cohorts"] == ["siteA", "siteB"]
     assert pooled["n"] == sum(loco["per_cohort"][c]["diagnosis"]["n"] for c in ("siteA", "siteB"))
     assert pooled["balanced_accuracy"] > pooled["null_p95"] and pooled["p_value"] < 0.05
-    # the control head (no phenotype sentences) is scored beside it, and the pooled rows are the report's
-    assert "diagnosis_without_phenotype_sentences" in loco["pooled"]
-    assert results["zero_shot"] == loco["pooled"]
+    # the control head (no phenotype sentences) and the same-subject logistic probe are scored beside it,
+    # and the pooled rows are the report's
+    assert {"diagnosis_without_phenotype_sentences", "diagnosis_logistic_probe"} <= set(loco["pooled"])
+    assert results["label_transfer"] == loco["pooled"]
 
 
 @pytest.mark.slow
@@ -52,7 +53,7 @@ def test_loco_heads_never_see_the_held_out_cohort(two_cohorts):
     heads = json.loads((language / "heads" / "align.json").read_text())
     assert heads["loco"] == ["siteA", "siteB"]
     for held_out, other in (("siteA", "siteB"), ("siteB", "siteA")):
-        for stem in (f"zero_shot_loco-{held_out}", f"scan_loco-{held_out}"):
+        for stem in (f"label_transfer_loco-{held_out}", f"scan_loco-{held_out}"):
             assert heads["heads"][stem]["n_train_pairs"] == per_cohort[other]
             identity = torch.load(language / "heads" / f"{stem}_head.pt", weights_only=True)["identity"]
             assert identity["held_out_cohort"] == held_out

@@ -7,15 +7,6 @@ import pytest
 from semantoks.language import measures
 
 
-def test_network_fc_averages_defined_edges_and_is_nan_without_any():
-    z = np.array([[0, 1.0, 0.2, 0.4], [1.0, 0, 0.6, 0.8], [0.2, 0.6, 0, 0.5], [0.4, 0.8, 0.5, 0]])
-    member = measures.network_membership(["A", "A", "B", "B"], ["A", "B"])
-    fc = measures.network_fc(z, np.ones(4, dtype=bool), member)
-    np.testing.assert_allclose(fc, [[1.0, 0.5], [0.5, 0.5]])
-    fc = measures.network_fc(z, np.array([True, True, True, False]), member)
-    assert np.isnan(fc[1, 1]) and fc[0, 1] == pytest.approx(0.4)
-
-
 def test_proportional_threshold_keeps_the_strongest_share():
     w = np.array([[0, 0.9, 0.1, 0.5], [0.9, 0, 0.3, 0.2], [0.1, 0.3, 0, 0.8], [0.5, 0.2, 0.8, 0]])
     kept = measures.proportional_threshold(w, density=0.5)

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ def test_coding_rate_matches_its_definition():
 def test_collapsed_features_have_higher_loss_than_spread_ones():
     spread = unit(2, 64, 32)
     collapsed = unit(1, 1, 32).expand(2, 64, 32)
-    loss = CodingRateLoss(eps=0.05, expansion_weight=1.0)
+    loss = CodingRateLoss(eps=0.05, expansion_weight=1.0, expansion="student")
     spread_terms, collapsed_terms = loss(spread, spread.flip(0)), loss(collapsed, collapsed)
     assert collapsed_terms["expansion"] < spread_terms["expansion"]
     assert collapsed_terms["loss"] > spread_terms["loss"]
@@ -75,3 +76,48 @@ def test_temporal_regularizer_is_cross_view_and_skips_invalid_networks():
     assert temporal_regularizer_loss(student, teacher, network_valid).item() == pytest.approx(2 / 12 / 2, rel=1e-5)
     network_valid[0, 1, 2] = False
     assert temporal_regularizer_loss(student, teacher, network_valid).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def numpy_reference_expansion(views, eps=0.05):
+    """The reference's expansion by hand: mean over views of gamma/2 logdet(I + p/(m eps) Z^T Z)."""
+    rates = []
+    for z in views:
+        m, p = z.shape
+        _, logdet = np.linalg.slogdet(np.eye(p) + p / (m * eps) * z.T @ z)
+        rates.append((p + m) / (p * m) * 0.5 * logdet)
+    return float(np.mean(rates))
+
+
+def test_reference_cls_loss_matches_a_hand_computed_value():
+    student, teacher = unit(2, 6, 4, seed=3), unit(2, 6, 4, seed=4)
+    s, t = student.double().numpy(), teacher.double().numpy()
+    compression = np.mean([1 - (s[0] * t[1]).sum(-1).mean(), 1 - (s[1] * t[0]).sum(-1).mean()])
+    expansion = numpy_reference_expansion([(s[v] + t[v]) / 2 for v in range(2)])
+    terms = CodingRateLoss(eps=0.05, expansion_weight=1.0, expansion="reference")(student, teacher)
+    assert terms["compression"].item() == pytest.approx(compression, rel=1e-5)
+    assert terms["expansion"].item() == pytest.approx(expansion, rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(compression - expansion, rel=1e-5)
+
+
+def test_student_cls_expansion_flag_keeps_the_first_recipe():
+    student, teacher = unit(2, 6, 4, seed=3), unit(2, 6, 4, seed=4)
+    s = student.double().numpy()
+    by_hand = np.mean([0.5 * np.linalg.slogdet(np.eye(4) + 4 / (6 * 0.05**2) * s[v].T @ s[v])[1] / 4 for v in range(2)])
+    terms = CodingRateLoss(expansion="student")(student, teacher)
+    assert terms["expansion"].item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_ttr_with_expansion_matches_a_hand_computed_value_over_valid_network_tokens():
+    student, teacher = unit(2, 3, 4, 5, seed=5), unit(2, 3, 4, 5, seed=6)
+    network_valid = torch.ones(2, 3, 4, dtype=torch.bool)
+    network_valid[1, 0, 3] = False
+    s, t, valid = student.double().numpy(), teacher.double().numpy(), network_valid.numpy()
+    pairs = []
+    for v, w in ((0, 1), (1, 0)):
+        both = valid[v] & valid[w]
+        pairs.append((1 - (s[v] * t[w]).sum(-1))[both].mean())
+    expansion = numpy_reference_expansion([((s[v] + t[v]) / 2)[valid[v]] for v in range(2)])
+    loss = temporal_regularizer_loss(student, teacher, network_valid, expansion="reference")
+    assert loss.item() == pytest.approx(np.mean(pairs) - expansion, rel=1e-5)
+    compression_only = temporal_regularizer_loss(student, teacher, network_valid)
+    assert compression_only.item() == pytest.approx(np.mean(pairs), rel=1e-5)

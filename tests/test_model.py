@@ -102,7 +102,7 @@ def test_tokenizer_handles_networks_of_different_sizes_and_keeps_them_separate()
 
 def test_tokenizer_rescales_networks_with_dropped_parcels():
     parcel_network = interleaved_networks()
-    tokenizer = NetworkTokenizer(parcel_network, 32, PATCH)
+    tokenizer = NetworkTokenizer(parcel_network, 32, PATCH, long_branch="depthwise")
     with torch.no_grad():
         # Parcel-symmetric weights: a network's output then depends only on the sum of its inputs.
         for encoder in tokenizer.networks:
@@ -170,6 +170,35 @@ def test_slice_mask_is_deterministic_and_mixes_networks_and_patches():
     assert grid.all(dim=2).any(dim=1).any() and grid.all(dim=1).any(dim=1).any()
 
 
+@pytest.mark.parametrize("n_networks,n_patches", [(9, 5), (7, 5), (17, 8)])
+def test_exclusive_slice_mask_hides_a_time_block_or_whole_networks_never_both(n_networks, n_patches):
+    from semantoks.model.masking import exclusive_slice_mask
+    batch = 400
+    generator = torch.Generator().manual_seed(3)
+    token_valid = torch.ones(batch, n_networks, n_patches, dtype=torch.bool)
+    token_valid[::4, 1] = False
+    token_valid = token_valid.flatten(1)
+    mask = exclusive_slice_mask(token_valid, n_networks, n_patches, generator)
+    assert torch.equal(mask, exclusive_slice_mask(token_valid, n_networks, n_patches, torch.Generator().manual_seed(3)))
+    assert not (mask & ~token_valid).any()
+    grid, valid = mask.reshape(batch, n_networks, n_patches), token_valid.reshape(batch, n_networks, n_patches)
+    networks_hit, patches_hit = grid.any(dim=2), grid.any(dim=1)
+    # a time block: every valid network hidden over contiguous patches; networks: all of their valid patches
+    time_block = ((grid == (valid & patches_hit[:, None, :])).all(dim=(1, 2))
+                  & (networks_hit == valid.any(dim=2)).all(dim=1))
+    whole_networks = (grid == (valid & networks_hit[:, :, None])).all(dim=(1, 2)) & ~time_block
+    assert (time_block | whole_networks).all()
+    first, last = patches_hit.float().argmax(1), n_patches - 1 - patches_hit.flip(1).float().argmax(1)
+    blocks = patches_hit.sum(1)
+    assert (blocks[time_block] == (last - first + 1)[time_block]).all()
+    assert blocks[time_block].min() >= round(0.6 * n_patches) and blocks[time_block].max() <= round(0.8 * n_patches)
+    full_rows = valid.all(dim=2).all(dim=1)
+    counts = networks_hit.sum(1)[whole_networks & full_rows]
+    assert counts.min() >= round(5 / 9 * n_networks) and counts.max() <= round(6 / 9 * n_networks)
+    assert 0.35 < time_block.float().mean() < 0.65
+    assert (mask.sum(1) < token_valid.sum(1)).all()
+
+
 def tiny_model(seed=0):
     torch.manual_seed(seed)
     parcel_network = interleaved_networks()
@@ -208,7 +237,7 @@ def test_forward_backward_trains_student_only(apply_mask):
 def straightforward_forward_backward(model, batch, weights, apply_mask, generator):
     """The step as first written: every token of both networks through the heads, then a weighted mean."""
     from semantoks.model.losses import cosine_distance, temporal_regularizer_loss
-    from semantoks.model.masking import sample_mask_ratios
+    from semantoks.model.masking import exclusive_slice_mask, sample_mask_ratios
 
     n_views, batch_size = batch["views"].shape[:2]
     x, parcel_valid, patch_valid = (batch[key].flatten(0, 1) for key in ("views", "parcel_valid", "patch_valid"))
@@ -216,7 +245,9 @@ def straightforward_forward_backward(model, batch, weights, apply_mask, generato
         teacher = model.teacher(x, parcel_valid, patch_valid)
     token_valid = teacher["token_valid"]
     token_mask = torch.zeros_like(token_valid)
-    if apply_mask:
+    if apply_mask and model.loss_config.masker == "exclusive":
+        token_mask = exclusive_slice_mask(token_valid, len(SIZES), K, generator)
+    elif apply_mask:
         ratios = sample_mask_ratios(token_valid.shape[0], generator, 0.65, 0.85)
         token_mask = slice_mask(token_valid, len(SIZES), K, ratios, generator)
     student = model.student(x, parcel_valid, patch_valid, token_mask)
@@ -229,7 +260,8 @@ def straightforward_forward_backward(model, batch, weights, apply_mask, generato
     selected = (token_mask & token_valid).float()
     mtm = (cosine_distance(student["tokens"], teacher["tokens"]) * selected).sum() / selected.sum().clamp(min=1.0)
     ttr = temporal_regularizer_loss(by_view(student["networks"]), by_view(teacher["networks"]),
-                                    by_view(teacher["network_valid"]))
+                                    by_view(teacher["network_valid"]), "reference" if model.loss_config.ttr_expansion
+                                    else None)
     total = cls_terms["loss"] + weights["mtm"] * mtm + weights["ttr"] * ttr
     total.backward()
     return {"total": total.item(), "compression": cls_terms["compression"].item(),
@@ -336,7 +368,9 @@ def test_schedules_endpoints_and_warmup():
     assert s["lr"][-1] == pytest.approx(1e-6)
     assert s["weight_decay"][0] == pytest.approx(0.05) and s["weight_decay"][-1] == pytest.approx(0.3)
     assert s["momentum"][0] == pytest.approx(0.99) and s["momentum"][-1] == pytest.approx(1.0)
-    assert np.all(s["mtm"] == 1.0)
+    assert np.all(s["mtm"] == 0.5)  # the reference's masked-token weight
+    default = build_schedules(ScheduleConfig(), 256, steps)
+    assert default["lr"][29] < default["lr"][30] == pytest.approx(7e-4)  # warm-up 3 % of steps, the reference's
 
 
 def test_ttr_schedule_modes():

@@ -93,12 +93,16 @@ def test_pretrain_examples_in_docs_are_valid_configs(repo_root):
 
     text = (repo_root / "docs" / "model.md").read_text()
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         config = validate_config({**block, "cohorts": {"demo": {"source": "simulated"}}})
-        resolved = resolve_pretrain_config(config["pretrain"])
+        resolved = resolve_pretrain_config(config["pretrain"]).to_dict()
+        flat = {**resolved, **resolved["schedule"], **resolved["data"]}
         for key, value in block["pretrain"].items():
-            assert (config["pretrain"] if key == "runtime" else resolved.to_dict())[key] == value
+            if isinstance(value, dict):
+                assert {k: resolved[key][k] for k in value} == value
+            else:
+                assert (config["pretrain"] if key == "runtime" else flat)[key] == value
 
 
 def test_a_checkpoint_config_of_another_version_is_a_user_error(tmp_path):
@@ -136,3 +140,48 @@ def test_the_narrow_head_setting_in_docs_validates_and_narrows_the_head(repo_roo
     inline = re.search(r"`(pretrain: \{extra: \{loss: \{head_hidden: 256\}\}\})`", text).group(1)
     config = validate_config({**yaml.safe_load(inline), "cohorts": {"demo": {"source": "simulated"}}})
     assert resolve_pretrain_config(config["pretrain"]).loss.head_hidden == 256
+
+
+def test_every_trainer_setting_has_its_own_schema_key():
+    from semantoks.config import load_schema
+    from semantoks.model.config import GROUPS
+
+    properties = load_schema("config")["properties"]["pretrain"]["properties"]
+    assert known_keys() - {"model", "loss", "augment"} <= set(properties)
+    for group in ("model", "loss", "augment"):
+        assert {f.name for f in dataclasses.fields(GROUPS[group])} <= set(properties[group]["properties"])
+
+
+def test_recipe_settings_default_to_the_reference_and_keep_the_first_recipe_as_flags():
+    config = resolve({})
+    assert (config.model.long_branch, config.model.tokenizer_norm) == ("structured", "per_network")
+    assert (config.loss.expansion, config.loss.ttr_expansion, config.loss.masker) == ("reference", True, "exclusive")
+    assert (config.schedule.warmup_fraction, config.schedule.mtm_weight) == (0.03, 0.5)
+    first = resolve({"warmup_fraction": 0.1, "mtm_weight": 1.0,
+                     "model": {"long_branch": "depthwise", "tokenizer_norm": "shared"},
+                     "loss": {"expansion": "student", "ttr_expansion": False, "masker": "mixed"}})
+    assert first.loss.masker == "mixed" and first.model.long_branch == "depthwise"
+    with pytest.raises(SemantoksError, match="pretrain loss masker 'random'"):
+        resolve({"loss": {"masker": "random"}})
+
+
+def test_a_checkpoint_config_saved_before_the_recipe_settings_rebuilds_the_first_recipe():
+    saved = resolve({}).to_dict()
+    for group, keys in (("model", ("long_branch", "tokenizer_norm")), ("loss", ("expansion", "ttr_expansion", "masker")),
+                        ("schedule", ("warmup_fraction", "mtm_weight"))):
+        for key in keys:
+            saved[group].pop(key)
+    old = PretrainConfig.from_dict(saved)
+    assert (old.model.long_branch, old.model.tokenizer_norm, old.loss.expansion, old.loss.masker) == (
+        "depthwise", "shared", "student", "mixed")
+    assert PretrainConfig.from_dict(resolve({}).to_dict()) == resolve({})
+
+
+def test_execution_keys_leave_the_rerun_params_flat_or_under_extra():
+    from semantoks.model.config import execution_settings, rerun_settings
+
+    section = {"steps": 10, "log_every": 5, "runtime": 60, "extra": {"num_workers": 2, "base_lr": 1e-3}}
+    assert rerun_settings(section) == {"steps": 10, "extra": {"base_lr": 1e-3}}
+    assert execution_settings(section) == {"log_every": 5, "num_workers": 2}
+    assert resolve_pretrain_config({**rerun_settings(section), **execution_settings(section)}) == \
+        resolve_pretrain_config({k: v for k, v in section.items() if k != "runtime"})

@@ -227,3 +227,48 @@ def test_imaging_subjects_differing_only_in_leading_zeros_are_refused(tmp_path):
     with pytest.raises(SemantoksError, match=r"cohort lab: subjects '01' \(imaging\) and '001' \(imaging\) differ only "
                                              r"in leading zeros"):
         read_phenotypes(table, "participant_id", {"age": "continuous"}, subjects=["01", "001", "02"], cohort="lab")
+
+
+def test_class_codes_get_their_names_from_the_config(tmp_path):
+    path = write_participants(tmp_path / "participants.tsv", [("sub-01", "1", "1"), ("sub-02", "2", "2")],
+                              header=("participant_id", "dx_group", "sex"))
+    declared = {"dx_group": "binary", "sex": "binary"}
+    frame, _ = read_phenotypes(path, "participant_id", declared, classes={"dx_group": {1: "autism", 2: "control"}})
+    assert list(frame["dx_group"]) == ["autism", "control"] and list(frame["sex"]) == ["1", "2"]
+    with pytest.raises(SemantoksError, match=r"column 'dx_group' has code '2' \(row 3\) with no class name .*"
+                                             r"phenotypes.classes.dx_group"):
+        read_phenotypes(path, "participant_id", declared, classes={"dx_group": {1: "autism"}})
+    with pytest.raises(SemantoksError, match="names column 'age', which is not a declared binary or categorical"):
+        read_phenotypes(path, "participant_id", declared, classes={"age": {1: "young"}})
+
+
+def test_class_codes_get_their_names_from_the_bids_sidecar_levels(tmp_path):
+    path = write_participants(tmp_path / "participants.tsv", [("sub-01", "1"), ("sub-02", "2"), ("sub-03", "n/a")],
+                              header=("participant_id", "dx_group"))
+    (tmp_path / "participants.json").write_text(json.dumps(
+        {"dx_group": {"Description": "diagnostic group", "Levels": {"1": "autism", "2": "control"}}}))
+    frame, _ = read_phenotypes(path, "participant_id", {"dx_group": "binary"})
+    assert frame["dx_group"].tolist()[:2] == ["autism", "control"] and pd.isna(frame["dx_group"].iloc[2])
+    # Levels describe words too (BIDS); words are kept, only bare codes are replaced
+    path = write_participants(tmp_path / "participants.tsv", [("sub-01", "patient", "F"), ("sub-02", "control", "M")],
+                              header=("participant_id", "diagnosis", "sex"))
+    (tmp_path / "participants.json").write_text(json.dumps(
+        {"diagnosis": {"Levels": {"patient": "a patient", "control": "a control"}},
+         "sex": {"Levels": {"F": "female", "M": "male"}}}))
+    frame, _ = read_phenotypes(path, "participant_id", {"diagnosis": "binary", "sex": "binary"})
+    assert frame["diagnosis"].tolist() == ["patient", "control"] and frame["sex"].tolist() == ["female", "male"]
+    path = write_participants(tmp_path / "participants.tsv", [("sub-01", "1"), ("sub-02", "2"), ("sub-03", "n/a")],
+                              header=("participant_id", "dx_group"))
+    (tmp_path / "participants.json").write_text(json.dumps({"dx_group": {"Levels": {"1": "autism", "2": "control"}}}))
+    # the config wins over the sidecar
+    frame, _ = read_phenotypes(path, "participant_id", {"dx_group": "binary"},
+                               classes={"dx_group": {"1": "ASD", "2": "TD"}})
+    assert frame["dx_group"].tolist()[:2] == ["ASD", "TD"]
+
+
+def test_real_abide_dx_group_and_sex_codes_named(shared_data):
+    path = shared_data / "abide1_cc200" / "participants.tsv"
+    frame, _ = read_phenotypes(path, "SUB_ID", {"DX_GROUP": "binary", "SEX": "binary"},
+                               classes={"DX_GROUP": {1: "autism", 2: "control"}, "SEX": {1: "male", 2: "female"}})
+    assert set(frame["DX_GROUP"].cat.categories) == {"autism", "control"}
+    assert set(frame["SEX"].cat.categories) == {"female", "male"}

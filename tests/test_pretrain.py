@@ -645,7 +645,7 @@ PRETRAIN_COHORTS = ["A", "B"]
 PARTITION = "data/timeseries/atlas=" + ATLAS_ID + "/cohort={{cohort}}/part-0.parquet"
 MODEL_DIR = "model"
 CHECKPOINT = MODEL_DIR + "/checkpoint.pt"
-from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
+from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.provenance import canonical
 def script_code(name):
     return "test"
@@ -663,7 +663,8 @@ def snakemake_workdir(path, repo_root, strategy=STRATEGY, **pretrain_settings):
     raw, _ = simulate_scans(12, 2, n_frames=130)
     write_dataset(path / "data", "A", raw[:8], strategy=strategy)
     write_dataset(path / "data", "B", raw[8:], strategy=strategy)
-    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
+    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()
+                if "default" in spec}
     settings = tiny_config(steps=KILL_TEST_STEPS, checkpoint_every=5, log_every=5, **pretrain_settings)
     (path / "config.yaml").write_text(yaml_dump({"pretrain": {**defaults, **settings}}))
     (path / "Snakefile").write_text(KILL_TEST_SNAKEFILE.format(
@@ -863,3 +864,55 @@ def test_openmp_workers_sleep_instead_of_spinning():
     # whenever anything else ran on the cores: the demo's 11-16 scans/s early steps
     assert _openmp_settings({})["GOMP_SPINCOUNT"] == "0"
     assert _openmp_settings({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_hold_out_sites_are_never_trained_on_and_recorded_in_the_checkpoint(toy_dataset, tmp_path, monkeypatch):
+    import shutil
+
+    import pandas as pd
+
+    from semantoks.model import train as train_module
+    from semantoks.phenotypes import phenotype_table_path, write_phenotypes
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_dataset, root)
+    for cohort, n in (("A", 8), ("B", 4)):
+        frame = pd.DataFrame({"subject": [f"{cohort}{i:03d}" for i in range(n)],
+                              "site": pd.Categorical([f"{cohort}{i % 2}" for i in range(n)])})
+        write_phenotypes(frame, phenotype_table_path(root, cohort), {"site": "categorical"})
+    trained = []
+    opened = train_module.open_pretraining_data
+
+    def spy(*args, **kwargs):
+        data = opened(*args, **kwargs)
+        trained.extend((s.meta["cohort"], s.meta["subject"]) for s in data.scans)
+        return data
+
+    monkeypatch.setattr(train_module, "open_pretraining_data", spy)
+    config = tiny_config(steps=2, checkpoint_every=2, hold_out={"column": "site", "values": ["A1", "B0"]})
+    checkpoint = pretrain(config, root, ATLAS, ["A", "B"], tmp_path / "model")
+    expected = {("A", f"A{i:03d}") for i in (1, 3, 5, 7)} | {("B", "B000"), ("B", "B002")}
+    assert {tuple(pair) for pair in load_checkpoint(checkpoint)["hold_out_subjects"]} == expected
+    assert len(trained) == 6 and not set(trained) & expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", [{"log_every": 7}, {"runtime": 60}, {"extra": {"log_every": 7, "num_workers": 1}},
+                                  {"health_every": 0, "max_minutes": 30}])
+def test_operational_edits_never_rerun_a_finished_pretrain_job(workflow_uninterrupted, edit):
+    import subprocess
+
+    import yaml
+
+    config_path = workflow_uninterrupted / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["pretrain"] = {**config["pretrain"], **edit}
+    config_path.write_text(yaml_dump(config))
+    try:
+        result = subprocess.run(snakemake_command(workflow_uninterrupted, "-n"), capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "Nothing to be done" in result.stdout + result.stderr
+    finally:
+        config_path.write_text(original)

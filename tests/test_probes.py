@@ -1,6 +1,5 @@
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,13 +12,10 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, mean_absolute_err
 
 from semantoks.dataset import build_partition
 from semantoks.errors import SemantoksError
-from semantoks.phenotypes import build_phenotype_table
+from semantoks.phenotypes import build_phenotype_table, held_out_by_value
 from semantoks.probes import (
     align_feature_sets,
-    connectivity_features,
     expand_phenotype_specs,
-    load_embeddings,
-    network_connectivity_features,
     phenotype_job_names,
     probe_phenotype,
     run_probes,
@@ -27,11 +23,12 @@ from semantoks.probes import (
     summarise,
 )
 from semantoks.probes.estimators import RIDGE_ALPHAS, SplitBasis, fit_ridge, ridge_subject_cv_errors
-from semantoks.probes.features import fisher_z_connectivity, write_feature_set
-from semantoks.probes.load import connectivity_feature_set, load_feature_sets, load_phenotypes
+from semantoks.features.table import read_feature_table, write_feature_table
+from semantoks.probes.load import load_feature_sets, load_phenotypes, static_feature_set
 from semantoks.probes.logistic import balanced_weights, fit_logistic_columns, predict_proba
 from semantoks.probes.metrics import classification_metrics, regression_metrics
-from semantoks.probes.splits import scan_splits
+from semantoks.probes.probe import regress_confounds
+from semantoks.probes.splits import scan_splits, site_splits, subject_folds
 from semantoks.probes.summary import SUMMARY_COLUMNS
 
 COBRE_NAN_ROWS = [7, 23, 86, 99, 119]
@@ -231,45 +228,11 @@ def test_metrics_match_sklearn_column_by_column():
         assert regression["pearson_r"][j] == pytest.approx(pearsonr(truth[:, j], predicted[:, j])[0])
 
 
-def scan(data, scan_id="s1", subject="01"):
-    data = np.asarray(data, np.float32)
-    return SimpleNamespace(cohort="c", scan_id=scan_id, subject=subject, session=None, data=data)
-
-
-def test_connectivity_is_fisher_z_of_pearson_with_nan_parcels_at_zero():
-    rng = np.random.default_rng(0)
-    data = rng.normal(size=(80, 5))
-    data[:, 1] += data[:, 0]
-    data[:, 3] = np.nan
-    meta, X = connectivity_features([scan(data)])
-    z = np.zeros((5, 5))
-    z[np.ix_([0, 1, 2, 4], [0, 1, 2, 4])] = np.arctanh(np.corrcoef(data[:, [0, 1, 2, 4]].T) - np.eye(4))
-    upper = np.triu_indices(5, k=1)
-    np.testing.assert_allclose(X[0], z[upper], rtol=1e-5)
-    assert X.shape == (1, 10) and list(meta["scan_id"]) == ["s1"]
-    assert np.isfinite(fisher_z_connectivity(np.ones((10, 3)))[0]).all()
-
-
-def test_network_connectivity_averages_defined_edges_within_and_between_networks():
-    rng = np.random.default_rng(1)
-    data = rng.normal(size=(60, 6))
-    data[:, 5] = np.nan
-    networks = ["Vis", "Vis", "Vis", "DMN", "DMN", "DMN"]
-    _, X = network_connectivity_features([scan(data)], networks)
-    z = np.arctanh(np.corrcoef(data[:, :5].T) - np.eye(5))
-    within_vis = np.mean([z[0, 1], z[0, 2], z[1, 2]])
-    between = z[:3, 3:5].mean()
-    within_dmn = z[3, 4]
-    np.testing.assert_allclose(X[0], [within_vis, between, within_dmn], rtol=1e-5)
-    with pytest.raises(SemantoksError, match="parcels"):
-        network_connectivity_features([scan(data)], networks[:4])
-
-
 def test_feature_sets_round_trip_and_align_on_finite_shared_scans(tmp_path):
     meta = pd.DataFrame({"cohort": "c", "scan_id": ["a", "b", "c"], "subject": ["1", "2", "3"], "session": [None] * 3})
     X = np.arange(6, dtype=float).reshape(3, 2)
-    write_feature_set(tmp_path / "emb.parquet", meta, X)
-    loaded_meta, loaded_X = load_embeddings(tmp_path / "emb.parquet")
+    write_feature_table(tmp_path / "emb.parquet", meta, X)
+    loaded_meta, loaded_X, _ = read_feature_table(tmp_path / "emb.parquet")
     np.testing.assert_array_equal(loaded_X, X)
     assert list(loaded_meta["scan_id"]) == ["a", "b", "c"]
     other = X[::-1].copy()
@@ -406,9 +369,9 @@ def test_probes_run_from_the_consolidated_dataset_and_feature_files(tmp_path):
     build_phenotype_table(participants, "participant_id", {"coupling": "continuous"}, list(coupling), "demo", root)
     paths = {}
     for kind in ("fc", "network_fc"):
-        meta, X = connectivity_feature_set(root, "Toy8", kind)
+        meta, X = static_feature_set(root, "Toy8", kind)
         paths[kind] = tmp_path / "features" / f"{kind}.parquet"
-        write_feature_set(paths[kind], meta, X, {"atlas_id": "Toy8"})
+        write_feature_table(paths[kind], meta, X, {"atlas_id": "Toy8"})
     feature_sets = load_feature_sets(paths)
     assert feature_sets["fc"][1].shape == (48, 28) and feature_sets["network_fc"][1].shape == (48, 6)
     summary = run_probes(feature_sets, load_phenotypes(root), {"coupling": {"bins": 2}}, n_repeats=3,
@@ -419,3 +382,97 @@ def test_probes_run_from_the_consolidated_dataset_and_feature_files(tmp_path):
     assert set(summary["phenotype"]) == {"coupling", "coupling_binned"}
     pearson = summary[(summary["metric"] == "pearson_r") & (summary["feature_set"] == "network_fc")]
     assert pearson["mean"].iloc[0] > 0.5
+
+
+def sited_cohort(n_sites=6, per_site=12, seed=0):
+    """Each site's scans share a fingerprint and each site's subjects share one label: only site leaks predict it."""
+    rng = np.random.default_rng(seed)
+    rows, subjects, sites, levels = [], [], [], []
+    for site in range(n_sites):
+        fingerprint, level = rng.normal(size=40), rng.normal()
+        for k in range(per_site):
+            rows.append(fingerprint + 0.1 * rng.normal(size=40))
+            subjects.append(f"{site}{k:02d}")
+            sites.append(f"S{site}")
+            levels.append(level)
+    meta = pd.DataFrame({"cohort": "c", "scan_id": [f"sub-{s}" for s in subjects], "subject": subjects})
+    phenotypes = pd.DataFrame({"cohort": "c", "subject": subjects, "site": sites, "level": levels})
+    return meta, np.array(rows), phenotypes
+
+
+@pytest.mark.parametrize("kind", ["site_grouped", "leave_site_out"])
+def test_site_splits_never_put_a_site_on_both_sides(kind):
+    _, _, phenotypes = sited_cohort()
+    subjects, sites = phenotypes["subject"].to_numpy(), phenotypes["site"].to_numpy()
+    splits = site_splits(subjects, sites, kind, n_repeats=7, test_size=0.3, seed=1)
+    site_of = dict(zip(subjects, sites))
+    for train, test in splits:
+        assert len(train) + len(test) == len(subjects)
+        assert {site_of[s] for s in train}.isdisjoint({site_of[s] for s in test})
+    assert len(splits) == (6 if kind == "leave_site_out" else 7)
+    if kind == "leave_site_out":
+        assert sorted({site_of[s] for _, test in splits for s in test}) == sorted(set(sites))
+
+
+def test_site_grouped_inner_folds_keep_each_site_in_one_fold():
+    sites = np.repeat(["a", "b", "c", "d"], 5)
+    for fit, valid in subject_folds(np.zeros(20, dtype=int), n_folds=3, groups=sites):
+        assert set(sites[fit]).isdisjoint(sites[valid])
+
+
+def test_a_label_shared_within_sites_is_predicted_from_site_only_under_random_splits():
+    meta, X, phenotypes = sited_cohort()
+    spec = {"type": "continuous", "source": "level"}
+    common = dict(n_repeats=5, n_permutations=0, seed=0)
+    leaky = probe_phenotype({"fp": (meta, X)}, phenotypes, "level", spec, **common)
+    held = probe_phenotype({"fp": (meta, X)}, phenotypes, "level", spec, split="site_grouped", site_column="site",
+                           **common)
+    site_of = dict(zip("c/" + phenotypes["subject"], phenotypes["site"]))
+    for split in held["splits"]:
+        assert {site_of[s] for s in split["train"]}.isdisjoint({site_of[s] for s in split["test"]})
+    assert held["settings"]["split"] == "site_grouped"
+    # random splits read the site fingerprint; held-out sites have none to read
+    assert leaky["feature_sets"]["fp"]["summary"]["r2"]["mean"] > 0.9
+    assert held["feature_sets"]["fp"]["summary"]["r2"]["mean"] < 0.3
+
+
+def test_site_split_without_a_site_for_every_subject_is_a_user_error():
+    meta, X, phenotypes = sited_cohort()
+    phenotypes.loc[3, "site"] = np.nan
+    with pytest.raises(SemantoksError, match="have no site; fill it in or use probe.split: random"):
+        probe_phenotype({"fp": (meta, X)}, phenotypes, "level", {"type": "continuous", "source": "level"},
+                        n_repeats=3, n_permutations=0, split="leave_site_out", site_column="site")
+
+
+def test_hold_out_by_value_picks_whole_sites_as_text():
+    _, _, phenotypes = sited_cohort()
+    phenotypes["site"] = phenotypes["site"].astype("category")
+    kept = held_out_by_value(phenotypes, {"column": "site", "values": ["S1", "S4"]})
+    assert {s[1][0] for s in kept} == {"1", "4"} and len(kept) == 24
+    assert held_out_by_value(phenotypes, None) == []
+
+
+def test_a_label_carried_only_by_a_confound_is_gone_once_the_confound_is_regressed_in_the_split():
+    meta, _, phenotypes = small_cohort(n_subjects=80)
+    rng = np.random.default_rng(5)
+    phenotypes["fd"] = rng.normal(size=80)
+    phenotypes["level"] = phenotypes["fd"] + 0.2 * rng.normal(size=80)
+    # features read motion (fd) and nothing else about the label
+    X = np.outer(phenotypes["fd"], rng.normal(size=30)) + rng.normal(size=(80, 30))
+    spec = {"type": "continuous", "source": "level"}
+    common = dict(n_repeats=4, n_permutations=0, seed=0)
+    raw = probe_phenotype({"x": (meta, X)}, phenotypes, "level", spec, **common)
+    cleaned = probe_phenotype({"x": (meta, X)}, phenotypes, "level", spec, confounds=["fd"], **common)
+    assert raw["feature_sets"]["x"]["summary"]["r2"]["mean"] > 0.7
+    assert cleaned["feature_sets"]["x"]["summary"]["r2"]["mean"] < 0.1
+    assert cleaned["settings"]["confounds"] == ["fd"]
+
+
+def test_confound_regression_is_fitted_on_training_rows_only():
+    rng = np.random.default_rng(0)
+    C_train, C_test = rng.normal(size=(30, 2)), rng.normal(size=(10, 2)) + 5
+    X_train, X_test = C_train @ [[1.0, 2.0], [3.0, 4.0]] + 1, rng.normal(size=(10, 2))
+    cleaned_train, cleaned_test = regress_confounds(X_train, X_test, C_train, C_test)
+    np.testing.assert_allclose(cleaned_train, 0, atol=1e-10)
+    # the test rows get the training fit's prediction subtracted, not a fit of their own
+    np.testing.assert_allclose(cleaned_test, X_test - (C_test @ [[1.0, 2.0], [3.0, 4.0]] + 1), atol=1e-10)

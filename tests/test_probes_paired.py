@@ -92,8 +92,8 @@ def test_split_basis_gives_every_block_of_a_fused_set_the_same_total_variance():
 
 
 def test_fused_set_registry_names_its_files_and_matches_the_schema(repo_root):
-    assert feature_files(["fc", "model+network_fc", "model"]) == ["fc", "model", "network_fc"]
-    assert probed_feature_sets(["model", "fc", "model+network_fc"], pretrain_enabled=False) == ["fc"]
+    assert feature_files(["fc", "model+network_fc", "model", "fc+dynamics"]) == ["fc", "model", "network_fc", "dynamics"]
+    assert probed_feature_sets(["model", "fc", "model+network_fc", "fc+dynamics"], pretrain_enabled=False) == ["fc", "fc+dynamics"]
     with pytest.raises(SemantoksError, match="probe.feature_sets"):
         feature_files(["model+fc"])
     schema = yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -151,12 +151,13 @@ def test_the_documented_fused_set_config_validates_and_probes_the_fused_set(repo
     config = validate_config({"cohorts": {"demo": {"source": "simulated"}}, **snippet}, source="docs/probes.md")
     names = config["probe"]["feature_sets"]
     assert "model+network_fc" in probed_feature_sets(names, pretrain_enabled=True)
-    assert feature_files(names) == ["model", "random_init", "fc", "network_fc"]
+    assert feature_files(names) == ["model", "random_init", "fc", "network_fc", "tangent_fc", "dynamics"]
 
 
 def test_language_feature_sets_are_the_aligned_projections_and_the_codes_of_k():
     assert language_feature_sets({"enabled": False, "codes_k": 32}) == []
-    assert language_feature_sets({"enabled": True, "codes_k": 32}) == ["model_aligned", "codes_32"]
+    assert language_feature_sets({"enabled": True, "codes_k": 32, "vq_codebook_size": 16}) == [
+        "model_aligned", "codes_32", "vq_16"]
 
 
 def test_language_sets_probed_beside_the_main_record_share_its_splits_and_its_baselines(tmp_path):
@@ -195,3 +196,24 @@ def test_language_sets_on_other_subjects_than_the_main_record_are_one_line(tmp_p
         probe_phenotype({"codes_8": (meta.iloc[5:], model[5:])}, phenotypes, "level", spec, n_repeats=3,
                         n_permutations=2, reference=main)
     assert "\n" not in str(error.value)
+
+
+def test_split_features_fit_tangent_fc_on_the_training_rows_and_fold_fused_blocks_part_by_part():
+    from semantoks.features.connectivity import covariance_vector, tangent_fold
+    from semantoks.probes.fusion import split_features
+
+    rng = np.random.default_rng(0)
+    rows = np.array([covariance_vector(rng.normal(size=(60, 4)) @ rng.normal(size=(4, 4))) for _ in range(10)])
+    train, test, blocks = split_features("tangent_fc", rows[:7], rows[7:])
+    expected = tangent_fold(rows[:7], rows[7:])
+    np.testing.assert_array_equal(train, expected[0])
+    np.testing.assert_array_equal(test, expected[1])
+    other = rows.copy()
+    other[7:] = rows[7:][::-1] * 2.0
+    np.testing.assert_array_equal(split_features("tangent_fc", other[:7], other[7:])[0], train)
+    static = rng.normal(size=(10, 3))
+    fused = np.hstack([static, static * 2])
+    train, test, blocks = split_features("fc+dynamics", fused[:7], fused[7:], [3, 3])
+    np.testing.assert_array_equal(train, fused[:7])
+    np.testing.assert_array_equal(test, fused[7:])
+    assert blocks == [3, 3]

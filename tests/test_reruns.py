@@ -26,15 +26,19 @@ SUMMARY = {"probe_summary"} | REPORT
 PROBES = {"probe_phenotype"} | SUMMARY
 EMBED = {"embed"} | PROBES
 PRETRAIN = {"pretrain", "embed:model"} | PROBES
-PARTITION = {"dataset_partition", "dataset_description", "phenotypes", "pretrain", "embed", "connectivity_features"} | PROBES
+# the baseline feature rules of the registry (semantoks/features/registry.py)
+BASELINE_FEATURES = {"connectivity_features", "dynamics_features"}
+PARTITION = {"dataset_partition", "dataset_description", "phenotypes", "pretrain", "embed"} | BASELINE_FEATURES | PROBES
 PARCELLATE = {"parcellate_run"} | PARTITION
 SIMULATE = {"simulate_subject", "simulate_cohort_files"} | PARCELLATE
 ATLAS = {"atlas", "simulate_subject"} | PARCELLATE
 
 MODULE_EDITS = {
     "src/semantoks/report/figures.py": REPORT,
-    # connectivity_features and probe_summary import the probes package, so its modules are theirs too
-    "src/semantoks/probes/estimators.py": {"connectivity_features"} | PROBES,
+    # the baseline feature rules and probe_summary import the probes package, so its modules are theirs too
+    "src/semantoks/probes/estimators.py": BASELINE_FEATURES | PROBES,
+    # the registry computes every baseline's rows and names the probes' sets
+    "src/semantoks/features/dynamics.py": BASELINE_FEATURES | PROBES,
     "src/semantoks/model/backbone.py": {"pretrain"} | EMBED,
     "src/semantoks/parcellate.py": PARCELLATE,
     "src/semantoks/dataset/build.py": PARTITION,
@@ -54,6 +58,13 @@ CONFIG_EDITS = {
     "fmriprep.threads": (("fmriprep", "threads"), 4, set()),
     # a training budget or checkpoint cadence changes how the model is trained, not what: nothing reruns
     "pretrain.max_minutes": (("pretrain", "max_minutes"), 30, set()),
+    # operational keys never retrain a finished model, flat or under extra; the scheduler's runtime neither
+    "pretrain.runtime": (("pretrain", "runtime"), 60, set()),
+    "pretrain.log_every": (("pretrain", "log_every"), 7, set()),
+    "pretrain.extra.log_every": (("pretrain", "extra", "log_every"), 7, set()),
+    "pretrain.extra.num_workers": (("pretrain", "extra", "num_workers"), 1, set()),
+    # a recipe setting is a schema key of its own and retrains
+    "pretrain.loss.masker": (("pretrain", "loss", "masker"), "mixed", PRETRAIN),
     # the same settings in another key order (as a config tool may write them) change nothing
     "key order": ((), None, set()),
 }

@@ -96,7 +96,10 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
     assert row["mean"] > row["shuffled_mean"] + 0.1
     # the language sets (the .test config turns the stages on) sit beside the main ones
     codes = f"codes_{DEMO_CONFIG['language']['codes_k']}"
-    assert set(summary["feature_set"]) == {"model", "random_init", "fc", "network_fc", "model_aligned", codes}
+    vq = f"vq_{DEMO_CONFIG['language']['vq_codebook_size']}"
+    baselines = {"fc", "network_fc", "tangent_fc", "dynamics", "fc+dynamics"}
+    assert set(summary["feature_set"]) == {"model", "random_init", *baselines, "model_aligned", codes, vq}
+    assert (summary.query("feature_set in @baselines")["status"] == "ok").all()
     assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned"}
     assert summary["shuffled_mean"].notna().all()
 
@@ -122,8 +125,13 @@ def test_language_stages_end_with_evaluation_codes_and_report_section(demo_run):
     results = json.loads((language / "evaluation.json").read_text())
     assert {"aligned", "unaligned_ridge", "network_fc_ridge"} <= set(results["retrieval_scan"])
     assert results["retrieval_scan"]["aligned"]["n"] == results["split"]["n_test_scans"] > 0
-    assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "network_fc"}
+    assert set(results["few_shot"]["diagnosis"]) == {"aligned", "unaligned", "codes", "vq_codes", "network_fc"}
     assert pd.read_parquet(language / "codes" / "codes_8.parquet")["embedding"].map(len).eq(7 * 8).all()
+    assert pd.read_parquet(language / "vq" / "vq_8.parquet")["embedding"].map(len).eq(7 * 8).all()
+    # tie-aware retrieval beside the scan-blind constant row, repeated over the .test config's splits
+    assert "constant" in results["retrieval_scan"] and "constant" in results["retrieval_network"]
+    assert results["retrieval_splits"]["seeds"] == [0, 1, 2]
+    assert {"diagnosis", "diagnosis_logistic_probe"} <= set(results["label_transfer"])
     assert "Language-aligned tokens" in (demo_run / "report" / "report.html").read_text()
 
 
@@ -133,7 +141,8 @@ def test_language_feature_sets_are_probed_on_the_main_splits_and_reach_the_summa
     assert {"model_aligned", "codes_8"} <= set(summary["feature_set"])
     main = json.loads((demo_run / "probes" / "diagnosis.json").read_text())
     language = json.loads((demo_run / "probes" / "language" / "diagnosis.json").read_text())
-    assert language["splits"] == main["splits"] and list(language["feature_sets"]) == ["model_aligned", "codes_8"]
+    assert language["splits"] == main["splits"]
+    assert list(language["feature_sets"]) == ["model_aligned", "codes_8", "vq_8"]
     paired = pd.read_csv(demo_run / "probes" / "paired.tsv", sep="\t", na_values=["n/a"])
     assert {("model_aligned", "model"), ("codes_8", "network_fc")} <= set(zip(paired["a"], paired["b"]))
     assert "model_aligned" in (demo_run / "report" / "report.html").read_text()
@@ -223,6 +232,18 @@ def test_fused_feature_set_reads_its_parts_and_writes_no_file_of_its_own(repo_ro
     assert counts.get("embed") == "1" and counts.get("connectivity_features") == "1"
     assert "features/model.parquet" in jobs and "features/network_fc.parquet" in jobs
     assert "features/model+network_fc" not in jobs
+
+
+def test_baseline_sets_are_written_by_their_registry_rules_and_the_fused_one_by_none(repo_root, templateflow_home,
+                                                                                     tmp_path):
+    probe = {**DEMO_CONFIG["probe"], "feature_sets": ["tangent_fc", "fc+dynamics"]}
+    config = {**DEMO_CONFIG, "probe": probe, "language": {"enabled": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
+    assert counts.get("connectivity_features") == "2" and counts.get("dynamics_features") == "1"
+    assert "features/tangent_fc.parquet" in jobs and "features/dynamics.parquet" in jobs
+    assert "features/fc+dynamics" not in jobs
 
 
 def test_misspelled_config_key_stops_the_workflow_with_one_clear_line(repo_root, templateflow_home, tmp_path):

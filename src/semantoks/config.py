@@ -96,6 +96,7 @@ def validate_config(config, source="config.yaml"):
 
     schema = load_schema("config")
     config = copy.deepcopy(config)
+    _fill_paper_space_band(config)
     _fill_defaults(config, schema, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
@@ -103,6 +104,17 @@ def validate_config(config, source="config.yaml"):
         raise SemantoksError(f"{source}: {_describe(errors[0], schema)}")
     check_config(config, source)
     return config
+
+
+# the reference's inputs were band-passed 0.01-0.1 Hz (UK Biobank preprocessing): its space gets the same band
+PAPER_SPACE_BAND = [0.01, 0.1]
+
+
+def _fill_paper_space_band(config):
+    """On the paper's 457-ROI space a pretrain section without band_pass band-passes as the reference did."""
+    atlas, pretrain = config.get("atlas"), config.get("pretrain")
+    if isinstance(atlas, dict) and atlas.get("family") == "brainsemantoks457" and isinstance(pretrain, (dict, type(None))):
+        config["pretrain"] = {"band_pass": list(PAPER_SPACE_BAND), **(pretrain or {})}
 
 
 def _resolve(schema, root):

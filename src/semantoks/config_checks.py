@@ -17,6 +17,7 @@ DATA_PATH_KEYS = ("derivatives", "bids", "roi.files")
 def check_config(config, source):
     """Raise SemantoksError for the first cross-key problem of a schema-valid `config` with defaults filled."""
     for check in (_denoise_overrides, _pretrain_window, _pretrain_settings, _cohort_lists, _probe_phenotypes,
+                  _probe_split, _probe_confounds, _pretrain_hold_out, _phenotype_classes, _label_transfer_phenotypes,
                   _fmriprep_version, _shared_data_paths, _text_encoder_installed):
         problem = check(config)
         if problem:
@@ -111,6 +112,71 @@ def _probe_phenotypes(config):
         if bins and types[name] != {"continuous"}:
             kinds = "/".join(sorted(str(kind) for kind in types[name]))
             return f"'{key}.bins' is set but {name} is declared {kinds}; bins apply to continuous phenotypes only, remove it."
+    return None
+
+
+def _probe_split(config):
+    probe = config["probe"]
+    if probe["split"] == "random":
+        return None
+    column = probe["site_column"]
+    if not column:
+        return (f"'probe.split' is {probe['split']} but 'probe.site_column' is not set; name the phenotype column "
+                "holding each subject's site (e.g. SITE_ID).")
+    if column not in _declared_types(config):
+        return (f"'probe.site_column' {column!r} is not declared in every probed cohort's phenotypes.columns; "
+                "declare it (categorical) there.")
+    if column in config["probe"]["phenotypes"]:
+        return (f"'probe.phenotypes.{column}' cannot be probed with probe.split {probe['split']}: its test sites "
+                "are never in training; remove it or use probe.split: random.")
+    return None
+
+
+def _probe_confounds(config):
+    types = _declared_types(config)
+    for column in config["probe"]["confounds"]:
+        if types.get(column) != {"continuous"}:
+            return (f"'probe.confounds' names {column!r}, which is not declared continuous in every probed cohort's "
+                    "phenotypes.columns; declare it so or remove it.")
+    return None
+
+
+def _pretrain_hold_out(config):
+    hold_out = config["pretrain"]["hold_out"]
+    if config["probe"]["only_held_out"] and not hold_out:
+        return "'probe.only_held_out' is true but 'pretrain.hold_out' is not set; name the held-out subjects there."
+    if not hold_out:
+        return None
+    for cohort in config["pretrain"]["cohorts"] or list(config["cohorts"]):
+        columns = config["cohorts"][cohort].get("phenotypes", {}).get("columns") or {}
+        if hold_out["column"] not in columns:
+            return (f"'pretrain.hold_out.column' {hold_out['column']!r} is not declared in cohorts.{cohort}.phenotypes."
+                    "columns; declare it there.")
+    return None
+
+
+def _phenotype_classes(config):
+    from semantoks.phenotypes import class_names
+
+    for cohort, settings in config["cohorts"].items():
+        phenotypes = settings.get("phenotypes") or {}
+        try:
+            class_names(None, phenotypes.get("columns") or {}, phenotypes.get("classes"))
+        except SemantoksError as error:
+            return f"cohorts.{cohort}.{str(error).removeprefix('config.yaml: ')}"
+    return None
+
+
+def _label_transfer_phenotypes(config):
+    language = config.get("language") or {}
+    if not language.get("enabled"):
+        return None
+    types = _declared_types(config)
+    for name in language.get("label_transfer") or []:
+        if not types.get(name, set()) or types[name] - {"binary", "categorical"}:
+            declared = "/".join(sorted(str(kind) for kind in types.get(name, set()))) or "not declared"
+            return (f"'language.label_transfer' names {name!r} ({declared} in the probed cohorts' phenotypes.columns); "
+                    "name a binary or categorical phenotype declared there.")
     return None
 
 

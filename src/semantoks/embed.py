@@ -13,6 +13,7 @@ import torch
 
 from semantoks.atomic import atomic_path
 from semantoks.errors import SemantoksError
+from semantoks.features.table import METADATA_KEY, KEY_COLUMNS, write_feature_table
 from semantoks.model.backbone import scan_features
 from semantoks.model.checkpoint import build_encoder_from, check_identity, data_identity
 from semantoks.model.data import Preprocessing, crop, is_usable, preprocess_scan, scan_records, embedding_crop_starts
@@ -20,8 +21,6 @@ from semantoks.model.distributed import resolve_device
 
 log = logging.getLogger(__name__)
 
-METADATA_KEY = b"semantoks"
-KEY_COLUMNS = ("cohort", "scan_id", "subject", "session")
 
 
 class ScanEncoder(Protocol):
@@ -125,34 +124,10 @@ def embed_dataset(checkpoint_path, dataset_root, atlas_id, cohorts, out_parquet,
     record = {**provenance, "atlas_id": atlas_id, "preprocessing": identity["preprocessing"],
               "feature": "teacher cls + mean of valid network tokens", "n_crops": int(n_crops),
               "embedding_dim": int(scan_encoder.feature_dim), "cohorts": sorted(keys["cohort"].unique().tolist())}
-    write_embeddings(out_parquet, keys, features, record)
+    write_feature_table(out_parquet, keys, features, record)
     frame = keys.assign(embedding=list(features))
     frame.attrs["semantoks"] = record
     return frame
-
-
-def write_embeddings(path, keys, features, record):
-    """The embeddings Parquet of docs/design.md: key columns + fixed_size_list<float32> `embedding`."""
-    dim = features.shape[1]
-    # pandas turns a missing session into NaN; Parquet keeps it as null
-    columns = {name: pa.array(keys[name].tolist(), type=pa.string(), from_pandas=True) for name in KEY_COLUMNS}
-    flat = pa.array(np.ascontiguousarray(features, dtype=np.float32).ravel(), type=pa.float32())
-    columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, dim)
-    table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(record).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
-
-
-def read_embeddings(path):
-    """(DataFrame with key columns and `embedding` arrays, metadata record) of an embeddings Parquet."""
-    table = pq.read_table(path)
-    record = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-    frame = table.drop(["embedding"]).to_pandas()
-    dim = table.schema.field("embedding").type.list_size
-    values = table.column("embedding").combine_chunks().values.to_numpy(zero_copy_only=False)
-    frame["embedding"] = list(values.reshape(-1, dim))
-    return frame, record
 
 
 def embed_timeseries_files(model_path, paths, out_parquet, tr=None, n_crops=8):
@@ -186,7 +161,7 @@ def embed_timeseries_files(model_path, paths, out_parquet, tr=None, n_crops=8):
               "preprocessing": model.data_identity["preprocessing"],
               "feature": "teacher cls + mean of valid network tokens", "n_crops": int(n_crops),
               "embedding_dim": int(values.shape[1]), "cohorts": sorted(table["cohort"].unique().tolist())}
-    write_embeddings(out_parquet, table, values, record)
+    write_feature_table(out_parquet, table, values, record)
     return table.assign(embedding=list(values))
 
 

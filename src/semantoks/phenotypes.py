@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,14 @@ TYPES_KEY = b"semantoks.phenotype_types"
 # a continuous value this many robust SDs (MAD x 1.4826) from the median is logged as a likely entry error
 OUTLIER_ROBUST_SDS = 6
 _BLANK = {"", "n/a", "na", "nan"}
+# a value that names nothing by itself (1, 2.0, F): the ones a sidecar's Levels replace by their names
+BARE_CODE = re.compile(r"^(-?\d+(\.\d+)?|[A-Za-z])$")
+SIDECAR = object()
 
 log = logging.getLogger(__name__)
 
 
-def read_phenotypes(path, participant_column, columns, subjects=None, cohort=None, missing=None):
+def read_phenotypes(path, participant_column, columns, subjects=None, cohort=None, missing=None, classes=None):
     """The declared columns of a participants file, typed; returns (frame, report).
 
     One row per subject (label without `sub-`); rows are matched to the imaging `subjects` with the
@@ -33,7 +37,9 @@ def read_phenotypes(path, participant_column, columns, subjects=None, cohort=Non
     missing; binary and categorical columns are pandas categoricals of strings, missing as NaN.
     The report counts missing values and lists the subjects found only in the file or only in
     the imaging data (`subjects`); those are logged, not fatal. `path=None` (a cohort without a
-    phenotype file) gives the imaging subjects with every declared column missing.
+    phenotype file) gives the imaging subjects with every declared column missing. Class codes of a
+    binary/categorical column are replaced by their names: `classes` {column: {code: name}} from the
+    config, else the `Levels` of the BIDS sidecar (`participants.json` beside the table).
     """
     columns = _check_declared_types(path, columns)
     if path is None:
@@ -49,6 +55,7 @@ def read_phenotypes(path, participant_column, columns, subjects=None, cohort=Non
             labels = np.array([matched.get(label, label) for label in labels], dtype=object)
         frame = pd.DataFrame({"subject": labels})
         vocabulary = missing_values(missing)
+        names = class_names(path, columns, classes)
         missing = {}
         for name, kind in columns.items():
             values = raw[name].str.strip()
@@ -57,7 +64,7 @@ def read_phenotypes(path, participant_column, columns, subjects=None, cohort=Non
             if kind == "continuous":
                 frame[name] = _continuous(path, name, values, is_missing)
             else:
-                frame[name] = _categories(path, name, kind, values.mask(is_missing))
+                frame[name] = _categories(path, name, kind, _named(path, name, values.mask(is_missing), names))
     report = _coverage_report(path, cohort, frame, missing, subjects)
     report["outliers"] = _outliers(path, frame, columns)
     frame.attrs["phenotype_types"] = dict(columns)
@@ -85,10 +92,10 @@ def phenotype_table_path(out_root, cohort):
     return partition_dir(out_root, "phenotypes", cohort=check_partition_value("cohort", cohort)) / PART_NAME
 
 
-def build_phenotype_table(path, participant_column, columns, subjects, cohort, out_root, missing=None):
+def build_phenotype_table(path, participant_column, columns, subjects, cohort, out_root, missing=None, classes=None):
     """Read, check and write one cohort's phenotypes into the dataset; returns (written path, report)."""
     frame, report = read_phenotypes(path, participant_column, columns, subjects=subjects, cohort=cohort,
-                                    missing=missing)
+                                    missing=missing, classes=classes)
     return write_phenotypes(frame, phenotype_table_path(out_root, cohort)), report
 
 
@@ -118,6 +125,59 @@ def read_phenotype_table(root, cohorts=None):
             combined[name] = combined[name].astype("category")
     combined.attrs["phenotype_types"] = types
     return combined
+
+
+def class_names(path, columns, classes=None):
+    """{column: {code: name}} for the binary/categorical `columns`: the config's `classes`, else the sidecar's Levels.
+
+    The sidecar is the BIDS `participants.json` beside the table (same name, .json); its Levels name a
+    column only where every value is a bare code (a number or one letter, see `_named`), so words like
+    "patient" stay. A column in `classes` that is not a declared binary/categorical column is an error.
+    """
+    where = f"{path}: phenotypes.classes" if path is not None else "config.yaml: phenotypes.classes"
+    found = {}
+    for column, levels in (classes or {}).items():
+        if columns.get(column) not in ("binary", "categorical"):
+            raise SemantoksError(f"{where} names column {column!r}, which is not a declared binary or categorical "
+                                 "column; declare it in phenotypes.columns or remove it from classes.")
+        found[column] = _levels(where, column, levels)
+    sidecar = None if path is None else Path(path).with_suffix(".json")
+    if sidecar is not None and sidecar.is_file():
+        try:
+            described = json.loads(sidecar.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SemantoksError(f"{sidecar}: not valid JSON ({error}); fix the BIDS sidecar or remove it.") from None
+        for column, kind in columns.items():
+            levels = (described.get(column) or {}).get("Levels") if isinstance(described, dict) else None
+            if kind != "continuous" and column not in found and isinstance(levels, dict) and levels:
+                found[column] = {**_levels(f"{sidecar}: {column}.Levels", column, levels), SIDECAR: True}
+    return found
+
+
+def _levels(where, column, levels):
+    if not isinstance(levels, dict) or not levels:
+        raise SemantoksError(f"{where}.{column} must map each code to a name, e.g. {{1: autism, 2: control}}.")
+    named = {str(code).strip(): str(name).strip() for code, name in levels.items()}
+    if any(not name for name in named.values()) or len(set(named.values())) < len(named):
+        raise SemantoksError(f"{where}.{column} gives an empty or repeated class name ({named}); give each code "
+                             "its own name.")
+    return named
+
+
+def _named(path, column, values, names):
+    """The column's codes replaced by their class names; a code without a name is one line."""
+    if column not in names:
+        return values
+    mapping = {code: name for code, name in names[column].items() if code != SIDECAR}
+    present = values.dropna()
+    if SIDECAR in names[column] and not present.map(lambda v: bool(BARE_CODE.match(str(v)))).all():
+        return values
+    unnamed = present[~present.isin(list(mapping))]
+    if len(unnamed):
+        raise SemantoksError(f"{path}: column {column!r} has code {unnamed.iloc[0]!r} (row {_row(unnamed.index[0])}) "
+                             f"with no class name (named: {', '.join(mapping)}); add it to phenotypes.classes.{column} "
+                             "or to the sidecar's Levels.")
+    return values.map(mapping, na_action="ignore")
 
 
 def _all_missing(columns, subjects):
@@ -252,3 +312,20 @@ def _coverage_report(path, cohort, frame, missing, subjects):
         if count:
             log.info("%s: column %r has %d missing value(s); probes skip those subjects", path, name, count)
     return report
+
+
+def held_out_by_value(phenotypes, hold_out):
+    """Sorted (cohort, subject) pairs whose `hold_out["column"]` value is one of `hold_out["values"]` (as text).
+
+    `phenotypes` is a `read_phenotype_table` frame; `hold_out` is pretrain.hold_out ({column, values}) or None.
+    """
+    if not hold_out:
+        return []
+    column = hold_out["column"]
+    if column not in phenotypes.columns:
+        raise SemantoksError(f"config.yaml: pretrain.hold_out.column {column!r} is not a phenotype column of the "
+                             f"pretraining cohorts (columns: {', '.join(map(str, phenotypes.columns))}); declare it.")
+    # 1.0 read from a numeric column matches the value 1 in the config
+    text = phenotypes[column].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    chosen = phenotypes[text.isin({str(value) for value in hold_out["values"]}).to_numpy()]
+    return sorted(zip(chosen["cohort"].astype(str), chosen["subject"].astype(str)))

@@ -19,8 +19,9 @@ from semantoks.bids_names import xcpd_paths
 from semantoks.cohorts.roi_import import find_roi_scans, import_phenotype_values
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
+from semantoks.features.registry import wildcard_constraint
 from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language_feature_sets, probed_feature_sets
-from semantoks.model.config import EXECUTION_KEYS as PRETRAIN_EXECUTION_KEYS
+from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
 from semantoks.results_owner import claim_results_folder
@@ -58,7 +59,8 @@ PRETRAIN_COHORTS = config["pretrain"]["cohorts"] or COHORTS
 PROBE_COHORTS = config["probe"]["cohorts"] or COHORTS
 # continuous phenotypes with bins also get a <name>_binned job
 PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
-# what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model keys)
+# what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model
+# keys; read through pretrain_rerun_settings, so an operational key under extra reruns nothing)
 RANDOM_INIT_KEYS = ("preset", "model", "window", "patch_len", "model_tr", "band_pass", "zscore", "filter_order", "seed",
                     "extra")
 FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"])
@@ -93,7 +95,8 @@ LANG = f"{R}/language"
 # the language sets are probed in their own job per phenotype, so a language.* edit reruns no other probe
 ALIGNED_FEATURES = FEATURES.format(feature_set=ALIGNED_FEATURE_SET)
 CODES_FEATURES = f"{LANG}/codes/codes_{LANGUAGE['codes_k']}.parquet"
-LANGUAGE_FEATURE_FILES = dict(zip(language_feature_sets(LANGUAGE), (ALIGNED_FEATURES, CODES_FEATURES)))
+VQ_FEATURES = f"{LANG}/vq/vq_{LANGUAGE['vq_codebook_size']}.parquet"
+LANGUAGE_FEATURE_FILES = dict(zip(language_feature_sets(LANGUAGE), (ALIGNED_FEATURES, CODES_FEATURES, VQ_FEATURES)))
 
 
 def script_code(name):
@@ -183,6 +186,9 @@ def phenotype_inputs(wildcards):
     table = phenotype_table_path(wildcards.cohort)
     if table:
         inputs["table"] = table
+        # a BIDS sidecar's Levels name the class codes: editing it reruns the table
+        if Path(table).with_suffix(".json").is_file():
+            inputs["levels"] = str(Path(table).with_suffix(".json"))
     return inputs
 
 

@@ -5,7 +5,7 @@ rule embed:
     output:
         f"{R}/features/{{feature_set}}.parquet",
     wildcard_constraints:
-        feature_set="model|random_init",
+        feature_set=wildcard_constraint("embed"),
     params:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
@@ -13,7 +13,7 @@ rule embed:
         embed=canonical(config["embed"]),
         # the trained model brings its settings in its checkpoint; random_init builds the section's architecture
         pretrain=lambda wildcards: canonical(
-            {k: v for k, v in config["pretrain"].items() if k in RANDOM_INIT_KEYS}
+            {k: v for k, v in pretrain_rerun_settings(config["pretrain"]).items() if k in RANDOM_INIT_KEYS}
             if wildcards.feature_set == "random_init"
             else {"seed": config["pretrain"]["seed"]}
         ),
@@ -32,18 +32,18 @@ rule embed:
 
 
 rule connectivity_features:
-    """Baselines: full Fisher-z functional connectivity, or its within/between-network averages."""
+    """Baselines: full Fisher-z FC, its within/between-network means, or per-scan covariances for tangent FC."""
     input:
         unpack(feature_inputs),
     output:
         f"{R}/features/{{feature_set}}.parquet",
     wildcard_constraints:
-        feature_set="fc|network_fc",
+        feature_set=wildcard_constraint("connectivity_features"),
     params:
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PROBE_COHORTS,
-        code=script_code("connectivity_features.py"),
+        code=script_code("static_features.py"),
     log:
         f"{R}/logs/features/{{feature_set}}.log",
     conda:
@@ -52,4 +52,28 @@ rule connectivity_features:
     resources:
         mem_mb=8000,
     script:
-        "../scripts/connectivity_features.py"
+        "../scripts/static_features.py"
+
+
+rule dynamics_features:
+    """Baseline: per-network ALFF, fALFF, lag-1 autocorrelation, log-PSD bins and 1/f slope."""
+    input:
+        unpack(feature_inputs),
+    output:
+        f"{R}/features/{{feature_set}}.parquet",
+    wildcard_constraints:
+        feature_set=wildcard_constraint("dynamics_features"),
+    params:
+        dataset=dataset_root,
+        atlas_id=ATLAS_ID,
+        cohorts=PROBE_COHORTS,
+        code=script_code("static_features.py"),
+    log:
+        f"{R}/logs/features/{{feature_set}}.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/static_features.py"

@@ -51,7 +51,7 @@ rule text_embed:
 
 
 rule align:
-    """Network tokens of the frozen teacher, then scan-, network- and zero-shot heads onto the text space."""
+    """Network tokens of the frozen teacher, then scan-, network- and label-transfer heads onto the text space."""
     input:
         reference=rules.descriptors.output.reference,
         text_embeddings=rules.text_embed.output.embeddings,
@@ -110,8 +110,35 @@ rule codes:
         "../scripts/language_codes.py"
 
 
+rule vq_codes:
+    """Stage 1 trained: the text-aligned VQ tokenizer over network tokens, its codebook usage and per-scan codes."""
+    input:
+        tokens=rules.align.output.tokens,
+        reference=rules.descriptors.output.reference,
+        text_embeddings=rules.text_embed.output.embeddings,
+        text_encoder=rules.text_embed.output.encoder,
+    output:
+        features=VQ_FEATURES,
+        usage=f"{LANG}/vq/vq_{LANGUAGE['vq_codebook_size']}_usage.json",
+        tokenizer=f"{LANG}/vq/vq_{LANGUAGE['vq_codebook_size']}_tokenizer.pt",
+    params:
+        language=canonical(LANGUAGE),
+        code=script_code("language_vq_codes.py"),
+    log:
+        f"{R}/logs/language/vq_codes.log",
+    benchmark:
+        f"{R}/benchmarks/language/vq_codes.tsv"
+    conda:
+        "../../envs/language.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/language_vq_codes.py"
+
+
 rule language_eval:
-    """Text retrieval beside ridge, random-init and FC baselines, attribute probes, zero-shot (leave-one-cohort-out) and few-shot."""
+    """Text retrieval beside ridge, random-init and FC baselines, constant-prediction rows, repeated splits, attribute probes, label transfer beside a same-subject probe and few-shot."""
     input:
         reference=rules.descriptors.output.reference,
         text_embeddings=rules.text_embed.output.embeddings,
@@ -123,6 +150,9 @@ rule language_eval:
         tokens=rules.align.output.tokens,
         heads=rules.align.output.summary,
         codes=rules.codes.output.features,
+        codes_usage=rules.codes.output.usage,
+        vq_codes=rules.vq_codes.output.features,
+        vq_usage=rules.vq_codes.output.usage,
         partitions=[PARTITION.format(cohort=c) for c in PROBE_COHORTS],
         phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PROBE_COHORTS],
     output:

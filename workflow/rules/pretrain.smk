@@ -6,16 +6,16 @@ rule pretrain:
     """
     input:
         partitions=[PARTITION.format(cohort=c) for c in PRETRAIN_COHORTS],
-        # online evaluation of phenotypes reads the dataset's phenotype tables
+        # online evaluation of phenotypes and pretrain.hold_out read the dataset's phenotype tables
         phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PRETRAIN_COHORTS]
-        if config["pretrain"]["eval_phenotypes"]
+        if config["pretrain"]["eval_phenotypes"] or config["pretrain"]["hold_out"]
         else [],
     output:
         checkpoint=CHECKPOINT,
         log_csv=f"{MODEL_DIR}/log.csv",
     params:
-        # the settings that decide the model; EXECUTION_KEYS are read from the config by the script
-        pretrain=canonical({k: v for k, v in config["pretrain"].items() if k not in PRETRAIN_EXECUTION_KEYS}),
+        # the settings that decide the model; execution keys (logging, budgets, runtime) are read from the config by the script
+        pretrain=canonical(pretrain_rerun_settings(config["pretrain"])),
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,

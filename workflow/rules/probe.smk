@@ -12,6 +12,7 @@ rule probe_phenotype:
         f"{R}/probes/{{phenotype}}.json",
     params:
         probe=canonical(config["probe"]),
+        hold_out=canonical(config["pretrain"]["hold_out"]),
         feature_sets=FEATURE_SETS,
         feature_files=FEATURE_FILES,
         dataset=dataset_root,
@@ -42,6 +43,7 @@ rule probe_language:
         f"{R}/probes/language/{{phenotype}}.json",
     params:
         probe=canonical(config["probe"]),
+        hold_out=canonical(config["pretrain"]["hold_out"]),
         feature_sets=list(LANGUAGE_FEATURE_FILES),
         feature_files=list(LANGUAGE_FEATURE_FILES),
         dataset=dataset_root,

@@ -10,8 +10,8 @@ with rule_script(snakemake):
     network_token_features(snakemake.input.checkpoint, snakemake.params.dataset, snakemake.params.atlas_id, cohorts,
                            snakemake.output.tokens, n_crops=snakemake.params.embed["n_crops"],
                            batch_size=snakemake.params.embed["batch_size"])
-    phenotypes = load_phenotypes(snakemake.params.dataset, cohorts) if settings["zero_shot"] else None
+    phenotypes = load_phenotypes(snakemake.params.dataset, cohorts) if settings["label_transfer"] else None
     align_stage(Path(snakemake.input.reference).parent, snakemake.input.text_embeddings, snakemake.input.text_encoder,
                 snakemake.input.features, snakemake.output.tokens, Path(snakemake.output.summary).parent, phenotypes,
-                settings["zero_shot"], steps=settings["align_steps"], seed=settings["seed"],
+                settings["label_transfer"], steps=settings["align_steps"], seed=settings["seed"],
                 aligned_features=snakemake.output.aligned)

@@ -10,7 +10,9 @@ with rule_script(snakemake):
                    snakemake.input.features, snakemake.input.tokens, Path(snakemake.input.heads).parent,
                    snakemake.output.json, snakemake.output.tsv,
                    baselines={"network_fc": snakemake.input.network_fc, "random_init": snakemake.input.random_init},
-                   codes_parquet=snakemake.input.codes,
+                   codes_parquet=snakemake.input.codes, vq_parquet=snakemake.input.vq_codes,
+                   codebook_usage={"codes": snakemake.input.codes_usage, "vq_codes": snakemake.input.vq_usage},
                    phenotypes=load_phenotypes(snakemake.params.dataset, list(snakemake.params.cohorts)),
-                   zero_shot_phenotypes=settings["zero_shot"], few_shot_ks=settings["few_shot_ks"],
-                   few_shot_draws=settings["few_shot_draws"], seed=settings["seed"])
+                   label_transfer_phenotypes=settings["label_transfer"], few_shot_ks=settings["few_shot_ks"],
+                   few_shot_draws=settings["few_shot_draws"], split_repeats=settings["split_repeats"],
+                   test_size=settings["test_size"], align_steps=settings["align_steps"], seed=settings["seed"])

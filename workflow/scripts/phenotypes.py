@@ -13,6 +13,7 @@ with rule_script(snakemake) as log:
         subjects=subjects,
         cohort=snakemake.wildcards.cohort,
         missing=settings.get("missing_values"),
+        classes=settings.get("classes"),
     )
     write_phenotypes(phenotypes, snakemake.output[0], settings["columns"])
     log.info("%s", report)

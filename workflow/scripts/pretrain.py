@@ -4,15 +4,14 @@ from pathlib import Path
 
 from semantoks.atomic import write_json
 from semantoks.errors import SemantoksError
-from semantoks.model.config import EXECUTION_KEYS
+from semantoks.model.config import execution_settings
 from semantoks.model.train import pretrain
 from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake) as log:
     spec = {
         # operational settings come from the config itself: changing them must not rerun a finished model
-        "cfg": {**dict(snakemake.params.pretrain),
-                **{key: snakemake.config["pretrain"][key] for key in EXECUTION_KEYS if key in snakemake.config["pretrain"]}},
+        "cfg": {**dict(snakemake.params.pretrain), **execution_settings(snakemake.config["pretrain"])},
         "dataset_root": snakemake.params.dataset,
         "atlas_id": snakemake.params.atlas_id,
         "cohorts": list(snakemake.params.cohorts),

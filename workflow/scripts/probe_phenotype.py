@@ -5,7 +5,8 @@ from semantoks.rule_runner import rule_script
 
 with rule_script(snakemake):
     settings = snakemake.params.probe
-    phenotypes = load_phenotypes(snakemake.params.dataset, list(snakemake.params.cohorts))
+    phenotypes = load_phenotypes(snakemake.params.dataset, list(snakemake.params.cohorts),
+                                 only_held_out=snakemake.params.hold_out if settings["only_held_out"] else None)
     specs = expand_phenotype_specs(settings["phenotypes"], snakemake.params.types)
     probe_phenotype(
         load_feature_sets(dict(zip(snakemake.params.feature_files, snakemake.input.features))),
@@ -18,6 +19,9 @@ with rule_script(snakemake):
         seed=settings["seed"],
         inner_folds=settings["inner_folds"],
         min_subjects=settings["min_subjects"],
+        split=settings["split"],
+        site_column=settings["site_column"],
+        confounds=settings["confounds"],
         out_json=snakemake.output[0],
         n_threads=snakemake.threads,
         probed=list(snakemake.params.feature_sets),

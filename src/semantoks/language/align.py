@@ -15,13 +15,18 @@ from torch import nn
 
 from semantoks.atomic import atomic_path, write_json
 from semantoks.errors import SemantoksError
+from semantoks.features.table import read_feature_table, write_feature_table
 from semantoks.language.descriptors import read_reference
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
+from semantoks.language.label_transfer import (
+    check_label_prompts,
+    held_out_cohorts,
+    loco_head_names,
+    phenotype_text_vectors,
+)
 from semantoks.language.text_encoders import identity_difference
-from semantoks.language.zero_shot import held_out_cohorts, loco_head_names, phenotype_text_vectors
-from semantoks.probes.features import load_embeddings, write_feature_set
 from semantoks.probes.labels import key_cohort
 
 log = logging.getLogger(__name__)
@@ -115,17 +120,18 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
 
 def write_aligned_features(path, head, meta, X, identity):
     """Every scan's scan-head projection as the probes' `model_aligned` feature set (embeddings layout)."""
-    write_feature_set(path, meta, head.project(X),
-                      {"feature": "scan head projection of the model features into the text space", **identity})
+    write_feature_table(path, meta, head.project(X),
+                        {"feature": "scan head projection of the model features into the text space", **identity})
 
 
 def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, tokens_parquet, out_dir,
-                phenotypes=None, zero_shot=(), steps=300, seed=0, aligned_features=None):
-    """Fit the scan head, the network head and (with `zero_shot` phenotypes) the zero-shot scan head.
+                phenotypes=None, label_transfer=(), steps=300, seed=0, aligned_features=None):
+    """Fit the scan head, the network head and (with `label_transfer` phenotypes) the label-transfer scan head.
 
-    The zero-shot head's targets add the phenotype sentences of the training subjects only; the
-    held-out subjects' phenotype sentences never enter any alignment text. With two or more cohorts,
-    each cohort B also gets a leave-one-cohort-out pair (zero-shot head and control head without
+    The label-transfer head's targets add the phenotype sentences of the training subjects only; the
+    held-out subjects' phenotype sentences never enter any alignment text. A phenotype whose class
+    prompts the encoder cannot tell apart is refused before any head is trained. With two or more cohorts,
+    each cohort B also gets a leave-one-cohort-out pair (label-transfer head and control head without
     phenotype sentences) trained on the other cohorts' training subjects only. With `aligned_features`,
     the scan head (descriptor texts only, no phenotype sentence) projects every scan there.
     """
@@ -135,7 +141,9 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
     if text_record["descriptor_identity"] != record["identity"]:
         raise SemantoksError(f"{text_json}: embeds texts of another descriptor reference; rerun text_embed.")
     train = record["split"]["train"]
-    meta, X = load_embeddings(features_parquet)
+    if label_transfer:
+        check_label_prompts(phenotypes, label_transfer, encoder_from_record(text_record))
+    meta, X, _ = read_feature_table(features_parquet)
     token_meta, tokens, token_record = read_network_tokens(tokens_parquet)
     base = {"text_encoder": text_record["encoder"], "descriptor_identity": record["identity"]}
     summary = {"train_subjects": len(train), "heads": {}}
@@ -158,19 +166,20 @@ def align_stage(descriptor_dir, text_parquet, text_json, features_parquet, token
     network_targets = network_text_targets(text_keys, text_embeddings)
     features, targets, pair_meta = network_pairs(token_meta, tokens, token_record["networks"], network_targets)
     fit_and_save("network", features, targets, pair_meta, {**base, **features_id, "level": "network"})
-    if zero_shot:
+    if label_transfer:
         encoder = encoder_from_record(text_record)
-        extra = phenotype_text_vectors(phenotypes, zero_shot, encoder, train)
-        zero_id = {**base, **features_id, "level": "scan", "phenotypes": list(zero_shot)}
+        extra = phenotype_text_vectors(phenotypes, label_transfer, encoder, train)
+        transfer_id = {**base, **features_id, "level": "scan", "phenotypes": list(label_transfer)}
         features, targets, pair_meta = scan_pairs(meta, X, scan_targets, extra)
-        fit_and_save("zero_shot", features, targets, pair_meta, zero_id)
+        fit_and_save("label_transfer", features, targets, pair_meta, transfer_id)
         plain = scan_pairs(meta, X, scan_targets)
         summary["loco"] = held_out_cohorts(meta["cohort"])
         for cohort in summary["loco"]:
             # B's scans and phenotype sentences never enter the heads that are scored on B
             others = [key for key in train if key_cohort(key) != cohort]
-            zero_stem, control_stem = loco_head_names(cohort)
-            fit_and_save(zero_stem, features, targets, pair_meta, {**zero_id, "held_out_cohort": cohort}, others)
+            transfer_stem, control_stem = loco_head_names(cohort)
+            fit_and_save(transfer_stem, features, targets, pair_meta, {**transfer_id, "held_out_cohort": cohort},
+                         others)
             fit_and_save(control_stem, *plain, {**base, **features_id, "level": "scan", "held_out_cohort": cohort},
                          others)
     write_json(out / "align.json", summary)

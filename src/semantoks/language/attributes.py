@@ -14,6 +14,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from semantoks.language.descriptors import FAMILIES
 from semantoks.probes.estimators import SplitBasis, fit_logistic
+from semantoks.probes.nulls import subject_label_shuffles
 
 BANDS = ("lower", "typical", "elevated")
 # sklearn's default penalty, fixed in advance: no inner CV, so every descriptor costs one column of one fit
@@ -27,13 +28,14 @@ def attribute_bands(z):
     return np.where(np.isfinite(z), bands, -1)
 
 
-def attribute_probes(z, names, train, feature_sets, n_null=5, seed=0):
+def attribute_probes(z, names, train, feature_sets, n_null=5, seed=0, subjects=None):
     """Per family and feature set: mean balanced accuracy over descriptors, its shuffled null and majority chance.
 
     `z` [n_scans, n_descriptors] from the training-subject reference; `train` a boolean mask of the
     training subjects' scans; `feature_sets` {name: X [n_scans, F]} on the same rows. A descriptor is
     probed when its band is defined on every scan and it has two or more bands among the training
-    scans and among the held-out scans.
+    scans and among the held-out scans. `subjects` names each row's subject: the null permutes whole
+    subjects (each takes the bands of its first training scan), default every scan its own subject.
     """
     bands = attribute_bands(z)
     test = ~train
@@ -42,8 +44,8 @@ def attribute_probes(z, names, train, feature_sets, n_null=5, seed=0):
     if not usable or train.sum() < 2 or test.sum() < 2:
         return {"bands": list(BANDS), "per_family": {}, "n_descriptors": 0}
     labels = bands[:, usable]
-    rng = np.random.default_rng(seed)
-    shuffled = [labels[train][rng.permutation(int(train.sum()))] for _ in range(n_null)]
+    train_subjects = None if subjects is None else np.asarray(subjects)[train]
+    shuffled = subject_label_shuffles(labels[train], train_subjects, n_null, seed)
     Y = np.concatenate([labels[train], *shuffled], axis=1)
     majority = np.array([_majority_score(labels[train, j], labels[test, j]) for j in range(len(usable))])
     family = np.array([names[j].split(".", 1)[0] for j in usable])

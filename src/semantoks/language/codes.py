@@ -10,9 +10,9 @@ from semantoks.atomic import write_json, write_table_tsv
 from semantoks.errors import SemantoksError
 from semantoks.language.descriptors import read_reference
 from semantoks.language.metrics import unit_rows
+from semantoks.features.table import write_feature_table
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train
-from semantoks.probes.features import write_feature_set
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def codes_stage(tokens_parquet, descriptor_dir, out_dir, k=32, seed=0):
     stats = {"train": usage(codes[token_train], k, token_network[token_train]),
              "all": usage(codes, k, token_network), "descriptor_identity": record["identity"],
              "checkpoint_sha256": token_record["checkpoint_sha256"], "seed": int(seed)}
-    write_feature_set(out / f"codes_{k}.parquet", meta, code_histograms(codes.reshape(n_scans, n_networks), k),
-                      {"feature": f"one-hot network codes (K={k})", "networks": networks.tolist(), **stats})
+    write_feature_table(out / f"codes_{k}.parquet", meta, code_histograms(codes.reshape(n_scans, n_networks), k),
+                        {"feature": f"one-hot network codes (K={k})", "networks": networks.tolist(), **stats})
     write_table_tsv(out / f"codes_{k}_names.tsv", names)
     write_json(out / f"codes_{k}_usage.json", {**stats, "centroids": centroids.tolist()})
     log.info("codebook K=%d: perplexity %.1f, %d dead codes", k, stats["train"]["perplexity"], stats["train"]["dead_codes"])

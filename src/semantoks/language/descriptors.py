@@ -18,10 +18,11 @@ from threadpoolctl import threadpool_limits
 from semantoks.atomic import atomic_path, write_json, write_table_tsv
 from semantoks.dataset import iter_scans, read_atlas_metadata, scan_index
 from semantoks.errors import SemantoksError
+from semantoks.features.connectivity import fisher_z_connectivity, network_fc_names, network_means, network_membership
+from semantoks.features.dynamics import network_series
 from semantoks.language import measures
 from semantoks.language.descriptor_texts import N_VARIANTS, scan_texts, seeded_variant
 from semantoks.language.split import language_split
-from semantoks.probes.features import fisher_z_connectivity
 from semantoks.probes.labels import subject_key
 
 FAMILIES = ("fc", "gradient", "graph", "dynamics")
@@ -41,7 +42,7 @@ class ScanMeasures:
 
 
 def fc_names(networks):
-    return [f"fc.{networks[i]}--{networks[j]}" for i, j in zip(*np.triu_indices(len(networks)))]
+    return [f"fc.{name}" for name in network_fc_names(networks)]
 
 
 def scan_measures(data, tr, parcel_network, networks, seed=0):
@@ -50,9 +51,9 @@ def scan_measures(data, tr, parcel_network, networks, seed=0):
     problem = measures.spectral_problem(data.shape[0], tr)
     if problem:
         raise SemantoksError(problem)
-    member = measures.network_membership(parcel_network, networks)
+    member = network_membership(parcel_network, networks)
     z, usable = fisher_z_connectivity(data)
-    values = dict(zip(fc_names(networks), measures.network_fc(z, usable, member)[np.triu_indices(len(networks))]))
+    values = dict(zip(fc_names(networks), network_means(z, usable, member)[np.triu_indices(len(networks))]))
     affinity = np.zeros_like(z)
     affinity[np.ix_(usable, usable)] = measures.connected_gradient_affinity(z[np.ix_(usable, usable)])[0]
     gradients, _ = measures.diffusion_map(affinity)
@@ -63,10 +64,11 @@ def scan_measures(data, tr, parcel_network, networks, seed=0):
     strength = np.full(len(usable), np.nan)
     strength[usable] = weights.sum(axis=1)
     omitted = []
+    mean_series = network_series(data, parcel_network, networks)
     for n, network in enumerate(networks):
         parcels = (member[n] > 0) & usable
         values[f"graph.strength.{network}"] = float(strength[parcels].mean()) if parcels.any() else np.nan
-        series = data[:, parcels].mean(axis=1) if parcels.any() else None
+        series = mean_series[network]
         found = measures.dynamics(series, tr) if series is not None else dict.fromkeys(DYNAMICS, np.nan)
         for name in DYNAMICS:
             values[f"dynamics.{name}.{network}"] = found[name]
@@ -146,7 +148,7 @@ def describe_scans(scans, parcel_network, networks, train_subjects, seed=0, proc
     never shape the reference; Louvain uses `seed` for every scan. `processes` > 1 measures scans in a pool.
     """
     train = set(train_subjects)
-    member = measures.network_membership(parcel_network, networks)
+    member = network_membership(parcel_network, networks)
     kept, skipped, omitted = [], [], []
     affinity_sum = np.zeros((len(parcel_network), len(parcel_network)))
     n_train = 0

@@ -1,14 +1,16 @@
-"""The numeric measures behind the descriptor texts: network FC, gradients, graph metrics, network dynamics.
+"""The numeric measures behind the descriptor texts: gradients, graph metrics, network dynamics.
 
-Every function takes plain arrays (one scan) so it can be checked by hand on small matrices.
+Every function takes plain arrays (one scan) so it can be checked by hand on small matrices. Network FC
+and the spectral/temporal measures come from the features package (one implementation with the probes).
 """
 
 import networkx as nx
 import numpy as np
 from scipy.linalg import eigh
-from scipy.signal import welch
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
+
+from semantoks.features.dynamics import MIN_FRAMES, falff, lag1_autocorrelation, welch_psd
 
 GRADIENT_SPARSITY = 0.9  # keep the top 10 % of each FC row before the cosine affinity
 GRADIENT_WIDENING = (0.8, 0.7, 0.6, 0.5, 0.0)  # sparsities tried in turn while the affinity graph is disconnected
@@ -16,24 +18,7 @@ GRAPH_DENSITY = 0.1  # proportional threshold of the |r| graph
 N_GRADIENTS = 3
 LOW_BAND = (0.01, 0.1)
 HIGH_BAND = (0.1, 0.25)
-FALFF_BAND = (0.01, 0.08)
-MIN_FRAMES = 20
 MIN_DURATION_S = 100.0  # the 0.01 Hz edge of the low bands needs >= 100 s to hold a frequency bin
-
-
-def network_membership(parcel_network, networks):
-    """[n_networks, n_parcels] 0/1 matrix: row n marks the parcels of networks[n]."""
-    return np.array([[net == name for net in parcel_network] for name in networks], dtype=np.float64)
-
-
-def network_fc(z, usable, member):
-    """Mean Fisher-z within (diagonal) and between networks over defined edges; NaN where a block has none."""
-    valid = member * usable[None, :]
-    edge = np.outer(usable, usable).astype(np.float64)
-    np.fill_diagonal(edge, 0.0)
-    sums = valid @ (np.where(edge > 0, z, 0.0)) @ valid.T
-    counts = valid @ edge @ valid.T
-    return np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
 
 
 def gradient_affinity(fc, sparsity=GRADIENT_SPARSITY):
@@ -179,23 +164,17 @@ def spectral_problem(n_frames, tr):
 def dynamics(series, tr):
     """Measures of one network-mean series: amplitude, sd, log10 spectral ratio, lag-1 autocorr, outliers, fALFF."""
     x = np.asarray(series, dtype=np.float64)
-    fs = 1.0 / tr
     centred = x - x.mean()
     sd = x.std(ddof=1)
-    frequencies, power = welch(centred, fs=fs, nperseg=max(MIN_FRAMES, len(x) // 2))
-    high = (frequencies >= HIGH_BAND[0]) & (frequencies <= min(HIGH_BAND[1], fs / 2))
+    frequencies, power = welch_psd(x, tr)
+    high = (frequencies >= HIGH_BAND[0]) & (frequencies <= min(HIGH_BAND[1], 0.5 / tr))
     low = (frequencies >= LOW_BAND[0]) & (frequencies < LOW_BAND[1])
     ratio = power[low].sum() / power[high].sum() if power[high].sum() > 0 else np.nan
-    amplitude = np.abs(np.fft.rfft(centred))
-    fft_freqs = np.fft.rfftfreq(len(x), d=tr)
-    band = (fft_freqs >= FALFF_BAND[0]) & (fft_freqs <= FALFF_BAND[1])
-    total = amplitude[fft_freqs > 0].sum()
-    autocorr = np.corrcoef(x[:-1], x[1:])[0, 1] if sd > 0 else np.nan
     return {
         "amplitude": float(np.abs(x).mean()),
         "sd": float(sd),
         "spectral_ratio": float(np.log10(ratio)) if ratio > 0 else np.nan,
-        "autocorr": float(autocorr),
+        "autocorr": lag1_autocorrelation(x),
         "outliers": float((np.abs(centred / sd) > 3).mean()) if sd > 0 else np.nan,
-        "falff": float(amplitude[band].sum() / total) if total > 0 else np.nan,
+        "falff": falff(x, tr),
     }

@@ -4,8 +4,9 @@ import numpy as np
 import torch
 
 from semantoks.dataset import iter_scans, read_atlas_metadata
-from semantoks.embed import embed_scans, read_embeddings, write_embeddings
+from semantoks.embed import embed_scans
 from semantoks.errors import SemantoksError
+from semantoks.features.table import read_feature_table, write_feature_table
 from semantoks.model.checkpoint import check_identity, checkpoint_sha256, load_encoder
 from semantoks.model.data import scan_records
 from semantoks.model.distributed import resolve_device
@@ -47,14 +48,14 @@ def network_token_features(checkpoint, dataset_root, atlas_id, cohorts, out_parq
               "feature": "teacher network tokens averaged over valid patches and crops",
               "networks": list(identity["networks"]), "n_networks": scan_encoder.n_networks,
               "token_dim": scan_encoder.dim, "n_crops": int(n_crops)}
-    write_embeddings(out_parquet, keys, features, record)
+    write_feature_table(out_parquet, keys, features, record)
     return keys, features.reshape(len(keys), scan_encoder.n_networks, scan_encoder.dim)
 
 
 def read_network_tokens(path):
     """(keys DataFrame, tokens float32 [n_scans, n_networks, dim], record) of a network-token file."""
-    frame, record = read_embeddings(path)
+    frame, tokens, record = read_feature_table(path)
     if "n_networks" not in record:
         raise SemantoksError(f"{path}: not a network-token file; rerun the align stage's token extraction.")
-    tokens = np.stack(frame.pop("embedding").to_list()) if len(frame) else np.zeros((0, 0), np.float32)
+    tokens = tokens.astype(np.float32)
     return frame, tokens.reshape(len(frame), record["n_networks"], record["token_dim"]), record

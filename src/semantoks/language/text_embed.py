@@ -22,16 +22,21 @@ def embed_texts(descriptor_dir, encoder_name, out_parquet, out_json):
     descriptor_dir = Path(descriptor_dir)
     record, _ = read_reference(descriptor_dir / "reference.json")
     texts = pd.read_parquet(descriptor_dir / "texts.parquet")
-    train = set(record["split"]["train"])
-    is_train = np.array([subject_key(c, s) in train for c, s in zip(texts["cohort"], texts["subject"])], dtype=bool)
-    corpus = texts.loc[is_train, "text"].tolist() if encoder_name == "hashing" else None
-    encoder = load_text_encoder(encoder_name, corpus=corpus)
-    embeddings = encoder.encode(texts["text"].tolist())
+    encoder, embeddings = fit_and_encode(texts, record["split"]["train"], encoder_name)
     state = encoder.state()
     write_text_embeddings(out_parquet, texts[TEXT_COLUMNS], embeddings)
     write_json(out_json, {"encoder": encoder.identity, "state": state, "descriptor_identity": record["identity"],
                           "dim": int(embeddings.shape[1]), "n_texts": int(len(texts))})
     return encoder
+
+
+def fit_and_encode(texts, train_subjects, encoder_name):
+    """(encoder, embeddings [n, d]) of a texts table; a fitted encoder (hashing IDF) sees the training subjects' texts only."""
+    train = set(train_subjects)
+    is_train = np.array([subject_key(c, s) in train for c, s in zip(texts["cohort"], texts["subject"])], dtype=bool)
+    corpus = texts.loc[is_train, "text"].tolist() if encoder_name == "hashing" else None
+    encoder = load_text_encoder(encoder_name, corpus=corpus)
+    return encoder, encoder.encode(texts["text"].tolist())
 
 
 def write_text_embeddings(path, keys, embeddings):

@@ -104,7 +104,9 @@ class NetworkTokenEncoder(nn.Module):
     """
 
     def __init__(self, parcel_network, n_networks, dim, depth, heads, mlp_ratio=4.0, window=100,
-                 patch_len=20, layerscale_init=0.1, drop_path=0.0, short_kernel=3, long_kernels=(5, 9, 15)):
+                 patch_len=20, layerscale_init=0.1, drop_path=0.0, short_kernel=3, long_kernels=(5, 9, 15),
+                 long_branch="structured", long_filters=3, long_sub_kernel=4, long_scales=3, long_decay=2.0,
+                 tokenizer_norm="per_network"):
         super().__init__()
         if window % patch_len:
             raise ValueError(f"window {window} is not a multiple of patch_len {patch_len}")
@@ -112,7 +114,9 @@ class NetworkTokenEncoder(nn.Module):
         self.n_networks = n_networks
         self.patch_len = patch_len
         self.n_patches = window // patch_len
-        self.tokenizer = NetworkTokenizer(parcel_network, dim, patch_len, short_kernel, long_kernels, n_networks)
+        self.tokenizer = NetworkTokenizer(parcel_network, dim, patch_len, short_kernel, long_kernels, n_networks,
+                                          long_branch=long_branch, norm=tokenizer_norm,
+                                          long_structure=(long_filters, long_sub_kernel, long_scales, long_decay))
         self.network_embedding = nn.Parameter(torch.zeros(n_networks, dim))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.mask_token = nn.Parameter(torch.zeros(dim))

@@ -13,6 +13,18 @@ from semantoks.errors import SemantoksError
 from semantoks.model.augment import Augmentations
 from semantoks.model.data import Preprocessing
 
+# the recipe's named choices (the reference's first): coding-rate expansion "reference" as Brain-Semantoks/SimDINO
+# (on the student-teacher mean, scale p/(m eps), times gamma) or "student" (student only, d/(n eps^2), / d)
+EXPANSION_MODES = ("reference", "student")
+MASKERS = ("exclusive", "mixed")
+LONG_BRANCHES = ("structured", "depthwise")
+TOKENIZER_NORMS = ("per_network", "shared")
+
+
+def _check_choice(where, value, choices):
+    if value not in choices:
+        raise SemantoksError(f"config.yaml: {where} {value!r} is not one of {', '.join(choices)}; pick one of them.")
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -26,9 +38,18 @@ class EncoderConfig:
     drop_path: float = 0.0
     short_kernel: int = 3
     long_kernels: tuple = (5, 9, 15)
+    # the reference's tokenizer; "depthwise" / "shared" are the project's first recipe (long_kernels then apply)
+    long_branch: str = "structured"
+    long_filters: int = 3
+    long_sub_kernel: int = 4
+    long_scales: int = 3
+    long_decay: float = 2.0
+    tokenizer_norm: str = "per_network"
 
     def __post_init__(self):
         object.__setattr__(self, "long_kernels", tuple(int(k) for k in self.long_kernels))
+        _check_choice("pretrain model long_branch", self.long_branch, LONG_BRANCHES)
+        _check_choice("pretrain model tokenizer_norm", self.tokenizer_norm, TOKENIZER_NORMS)
         if self.dim % self.heads:
             raise SemantoksError(f"config.yaml: model dim {self.dim} is not divisible by heads {self.heads}; "
                                  "change one of them.")
@@ -44,8 +65,18 @@ class LossConfig:
     eps: float = 0.05
     expansion_weight: float = 1.0
     gather_distributed: bool = True
+    # "reference": the Brain-Semantoks/SimDINO coding rate; "student": the first recipe's (losses.EXPANSION_MODES)
+    expansion: str = "reference"
+    # the reference's TTR subtracts the coding-rate expansion of the network tokens; False: compression only
+    ttr_expansion: bool = True
+    # "exclusive": a time block or whole networks per view (reference); "mixed": slices to a ratio (first recipe)
+    masker: str = "exclusive"
     mask_ratio_min: float = 0.65
     mask_ratio_max: float = 0.85
+
+    def __post_init__(self):
+        _check_choice("pretrain loss expansion", self.expansion, EXPANSION_MODES)
+        _check_choice("pretrain loss masker", self.masker, MASKERS)
 
 
 TTR_MODES = ("curriculum", "off", "always")
@@ -59,7 +90,7 @@ class ScheduleConfig:
 
     base_lr: float = 7e-4
     min_lr: float = 1e-6
-    warmup_fraction: float = 0.1
+    warmup_fraction: float = 0.03
     weight_decay: float = 0.05
     weight_decay_end: float = 0.3
     momentum: float = 0.99
@@ -67,7 +98,7 @@ class ScheduleConfig:
     ttr_weight: float = 0.5
     ttr: str = "curriculum"
     ttr_fraction: float = 0.05
-    mtm_weight: float = 1.0
+    mtm_weight: float = 0.5
 
     def __post_init__(self):
         if self.ttr not in TTR_MODES:
@@ -104,6 +135,7 @@ class PretrainConfig:
     eval_every: int = 0
     eval_subjects: int = 0
     eval_phenotypes: tuple = ()
+    hold_out: dict | None = None
     data_source: str = "auto"
     num_workers: int = 0
     shuffle_buffer: int = 256
@@ -132,12 +164,20 @@ class PretrainConfig:
         """The config saved by `to_dict` (a checkpoint's `config`)."""
         saved = dict(saved)
         try:
-            groups = {name: kind(**_tuples(saved.pop(name, {}), kind)) for name, kind in GROUPS.items()}
+            groups = {name: kind(**{**FIRST_RECIPE.get(name, {}), **_tuples(saved.pop(name, {}), kind)})
+                      for name, kind in GROUPS.items()}
             return cls(**groups, **_tuples(saved, cls))
         except TypeError as error:
             raise SemantoksError(f"the saved pretraining config does not match this version ({error}); "
                                  "retrain the checkpoint with this version.") from None
 
+
+# a checkpoint saved before the recipe settings existed was trained with these values (its config lacks the keys)
+FIRST_RECIPE = {
+    "model": {"long_branch": "depthwise", "tokenizer_norm": "shared"},
+    "loss": {"expansion": "student", "ttr_expansion": False, "masker": "mixed"},
+    "schedule": {"warmup_fraction": 0.1, "mtm_weight": 1.0},
+}
 
 GROUPS = {"model": EncoderConfig, "loss": LossConfig, "augment": Augmentations, "data": Preprocessing,
           "schedule": ScheduleConfig}
@@ -150,10 +190,27 @@ OPERATIONAL_KEYS = ("stop_at_step", "checkpoint_every", "log_every", "num_worker
                     "memory_limit_gb", "data_source", "max_minutes", "resume", "health_every", "eval_every",
                     "eval_phenotypes")
 
-# operational keys that change neither the weights nor the log's content: the pretrain rule keeps them
-# out of its rerun params (reading them from the config), so e.g. a new max_minutes never retrains a model
-EXECUTION_KEYS = ("checkpoint_every", "num_workers", "device", "compile", "flash", "memory_limit_gb", "data_source",
-                  "max_minutes", "resume")
+# keys that never rerun the pretrain rule, whichever way written (flat or under `extra`): the operational
+# keys (logging, checkpoint cadence, device, workers, budgets) and the scheduler's runtime. The rule keeps
+# them out of its params and the script reads them from the config, so e.g. a new log_every or runtime never
+# retrains a finished model
+EXECUTION_KEYS = OPERATIONAL_KEYS + ("runtime",)
+
+
+def rerun_settings(section):
+    """The pretrain section without EXECUTION_KEYS, at its top level and inside `extra`: the rule's params."""
+    kept = {key: value for key, value in dict(section or {}).items() if key not in EXECUTION_KEYS}
+    if isinstance(kept.get("extra"), dict):
+        kept["extra"] = {key: value for key, value in kept["extra"].items() if key not in EXECUTION_KEYS}
+    return kept
+
+
+def execution_settings(section):
+    """The EXECUTION_KEYS a pretrain section sets (an `extra` value over a flat one, as `resolve` merges)."""
+    section = dict(section or {})
+    merged = {**section, **(section.get("extra") or {})}
+    return {key: merged[key] for key in EXECUTION_KEYS if key in merged and key != "runtime"}
+
 
 PRESETS = {
     "tiny": {},

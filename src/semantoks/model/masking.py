@@ -42,3 +42,49 @@ def slice_mask(token_valid, n_networks, n_patches, ratio, generator):
         count = torch.where(take, candidate_count, count)
         active = below
     return mask.reshape(batch, n_networks * n_patches)
+
+
+# the reference's exclusive slice masker: 3-4 of 5 time patches or 5-6 of 9 networks, as fractions of our grid
+TIME_BLOCK_FRACTION = (3 / 5, 4 / 5)
+NETWORK_FRACTION = (5 / 9, 6 / 9)
+
+
+def _count_range(total, fractions):
+    """Slices to hide, as (low, high) inclusive: the fractions of `total` rounded, kept within 1..total-1."""
+    low, high = (min(max(int(round(f * total)), 1), max(total - 1, 1)) for f in fractions)
+    return low, max(low, high)
+
+
+def _uniform_counts(batch, low, high, generator):
+    return low + (torch.rand(batch, generator=generator, device=generator.device) * (high - low + 1)).long().clamp(
+        max=high - low)
+
+
+def exclusive_slice_mask(token_valid, n_networks, n_patches, generator):
+    """Per sample either one contiguous block of time patches (all networks) or whole networks (all patches).
+
+    token_valid [B, N*K] bool (network-major). Half the samples (at random) get a time block of
+    TIME_BLOCK_FRACTION of K patches at a random start, the others NETWORK_FRACTION of the N networks
+    at random; never both, as the reference's slice masker. Only valid tokens are masked; a sample whose
+    slice would hide all its valid tokens is left unmasked. Returns [B, N*K] bool; deterministic given
+    the generator.
+    """
+    batch, device = token_valid.shape[0], token_valid.device
+    valid = token_valid.reshape(batch, n_networks, n_patches)
+    draw = torch.rand(batch, 1 + n_networks, generator=generator, device=generator.device).to(device)
+    by_time = draw[:, 0] < 0.5
+
+    block = _uniform_counts(batch, *_count_range(n_patches, TIME_BLOCK_FRACTION), generator).to(device)
+    start = (torch.rand(batch, generator=generator, device=generator.device).to(device)
+             * (n_patches - block + 1)).long()
+    patch = torch.arange(n_patches, device=device)
+    time_mask = (patch >= start[:, None]) & (patch < (start + block)[:, None])  # [B, K]
+
+    hidden = _uniform_counts(batch, *_count_range(n_networks, NETWORK_FRACTION), generator).to(device)
+    rank = draw[:, 1:].argsort(dim=1).argsort(dim=1)
+    network_mask = rank < hidden[:, None]  # [B, N]
+
+    mask = torch.where(by_time[:, None, None], time_mask[:, None, :], network_mask[:, :, None]) & valid
+    hides_all = mask.sum(dim=(1, 2)) == valid.sum(dim=(1, 2))
+    mask = mask & ~hides_all[:, None, None]
+    return mask.reshape(batch, n_networks * n_patches)

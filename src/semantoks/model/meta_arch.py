@@ -7,7 +7,7 @@ from torch import nn
 
 from semantoks.model.heads import ProjectionHead
 from semantoks.model.losses import CodingRateLoss, masked_token_loss, temporal_regularizer_loss
-from semantoks.model.masking import sample_mask_ratios, slice_mask
+from semantoks.model.masking import exclusive_slice_mask, sample_mask_ratios, slice_mask
 from semantoks.model.config import LossConfig
 from semantoks.model.presets import as_encoder_config, build_encoder
 
@@ -72,7 +72,7 @@ class SelfDistillationModel(nn.Module):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.cls_loss = CodingRateLoss(self.loss_config.eps, self.loss_config.expansion_weight,
-                                       self.loss_config.gather_distributed)
+                                       self.loss_config.gather_distributed, self.loss_config.expansion)
 
     @property
     def student_module(self):
@@ -91,7 +91,8 @@ class SelfDistillationModel(nn.Module):
         """Compute all losses on batch {views [2,B,P,T], parcel_valid [2,B,P], patch_valid [2,B,K]}, backprop.
 
         weights: dict(ttr=float, mtm=float) for this step. apply_mask: slice-mask the student's
-        tokens (ratio ~ U[mask_ratio_min, mask_ratio_max] per sample from `generator`).
+        tokens (loss config `masker`: "exclusive" a time block or whole networks per view; "mixed" slices
+        to a ratio ~ U[mask_ratio_min, mask_ratio_max] per sample), drawn from `generator`.
         loss_scale: multiplies the loss before backward (fp16 GradScaler.get_scale()); None for bf16/fp32.
         Returns unscaled floats: total, compression, expansion, mtm, ttr.
         """
@@ -103,11 +104,13 @@ class SelfDistillationModel(nn.Module):
 
         encoder = self.student_module.encoder
         token_valid = encoder.token_validity(parcel_valid, patch_valid)
-        if apply_mask:
+        n_patches = token_valid.shape[1] // encoder.n_networks
+        if apply_mask and self.loss_config.masker == "exclusive":
+            token_mask = exclusive_slice_mask(token_valid, encoder.n_networks, n_patches, generator)
+        elif apply_mask:
             ratios = sample_mask_ratios(token_valid.shape[0], generator, self.loss_config.mask_ratio_min,
                                         self.loss_config.mask_ratio_max)
-            token_mask = slice_mask(token_valid, encoder.n_networks, token_valid.shape[1] // encoder.n_networks,
-                                    ratios.to(token_valid.device), generator)
+            token_mask = slice_mask(token_valid, encoder.n_networks, n_patches, ratios.to(token_valid.device), generator)
         else:
             # An all-False mask keeps the mask token in the graph, so DDP sees every parameter used.
             token_mask = torch.zeros_like(token_valid)
@@ -121,8 +124,11 @@ class SelfDistillationModel(nn.Module):
 
         cls_terms = self.cls_loss(by_view(student["cls"]), by_view(teacher["cls"]))
         mtm = masked_token_loss(student["tokens"], teacher["tokens"])
+        loss_cfg = self.loss_config
         ttr = temporal_regularizer_loss(by_view(student["networks"]), by_view(teacher["networks"]),
-                                        by_view(teacher["network_valid"]))
+                                        by_view(teacher["network_valid"]),
+                                        loss_cfg.expansion if loss_cfg.ttr_expansion else None, loss_cfg.eps,
+                                        loss_cfg.gather_distributed)
         total = cls_terms["loss"] + float(weights.get("mtm", 0.0)) * mtm + float(weights.get("ttr", 0.0)) * ttr
         with torch.autocast(device_type=x.device.type, enabled=False):
             (total if loss_scale is None else total * loss_scale).backward()

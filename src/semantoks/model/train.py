@@ -76,15 +76,16 @@ def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_d
                                  source=dataset_root)
         held_out = held_out_subjects(dataset_root, atlas_id, cohorts, config.eval_subjects, config.seed, config.data)
         phenotypes = _eval_phenotypes(dataset_root, cohorts, config) if context.is_main else None
+        excluded = _hold_out_subjects(dataset_root, cohorts, config)
         data = open_pretraining_data(dataset_root, atlas_id, cohorts, config.data, config.batch_size, config.seed,
                                      context.rank, context.world_size, config.data_source,
                                      max(1, config.num_workers), config.shuffle_buffer, config.memory_limit_gb,
-                                     config.cache_dtype, exclude_subjects=held_out)
+                                     config.cache_dtype, exclude_subjects=sorted(set(held_out) | set(excluded)))
         needs_crops = context.is_main and (config.health_every or config.eval_every)
         crops = _monitor_crops(dataset_root, atlas_id, cohorts, config, held_out) if needs_crops else None
         inputs = None if code_version is None else {"code": code_version,
                                                      "data": dataset_digest(dataset_root, atlas_id, cohorts)}
-        run = _Run(config, context, identity, data, state_dir, held_out, crops, phenotypes, inputs)
+        run = _Run(config, context, identity, data, state_dir, held_out, crops, phenotypes, excluded, inputs)
         # one process trains in a state folder: an orphaned job still running must not be joined by a rerun
         with state_lock(state_dir) if context.is_main else contextlib.nullcontext():
             step, stop_reason = run.train()
@@ -107,6 +108,17 @@ def _eval_phenotypes(root, cohorts, config):
     return phenotypes
 
 
+def _hold_out_subjects(root, cohorts, config):
+    """The (cohort, subject) pairs pretrain.hold_out keeps out of training (e.g. the probe sites); [] when unset."""
+    if not config.hold_out:
+        return []
+    from semantoks.phenotypes import held_out_by_value, read_phenotype_table
+
+    excluded = held_out_by_value(read_phenotype_table(root, cohorts), config.hold_out)
+    log.info("pretrain.hold_out %s: %d subjects never trained on", config.hold_out["column"], len(excluded))
+    return excluded
+
+
 def _monitor_crops(root, atlas_id, cohorts, config, held_out):
     """The fixed batch for health and online evaluation: held-out subjects' crops, else a seeded scan sample."""
     if held_out:
@@ -121,9 +133,10 @@ def _monitor_crops(root, atlas_id, cohorts, config, held_out):
 class _Run:
     """One training run: model, optimiser and schedules built once from the resolved config."""
 
-    def __init__(self, config, context, identity, data, state_dir, held_out, crops, phenotypes, inputs=None):
+    def __init__(self, config, context, identity, data, state_dir, held_out, crops, phenotypes, excluded=(),
+                 inputs=None):
         self.config, self.context, self.identity, self.data = config, context, identity, data
-        self.inputs = inputs
+        self.excluded, self.inputs = excluded, inputs
         self.state_dir, self.held_out, self.crops, self.phenotypes = state_dir, held_out, crops, phenotypes
         self.device = context.device
         if self.device.type == "cuda":
@@ -269,6 +282,7 @@ class _Run:
             "config": self.config.to_dict(),
             "data_identity": self.identity,
             "held_out_subjects": [list(pair) for pair in self.held_out],
+            "hold_out_subjects": [list(pair) for pair in self.excluded],
             "stopped_early": stopped_early,
         }
 

@@ -1,11 +1,6 @@
 """Linear probes of phenotypes from frozen embeddings and functional-connectivity baselines."""
 
-from semantoks.probes.features import (
-    align_feature_sets,
-    connectivity_features,
-    load_embeddings,
-    network_connectivity_features,
-)
+from semantoks.probes.features import align_feature_sets
 from semantoks.probes.labels import expand_phenotype_specs, phenotype_job_names
 from semantoks.probes.probe import probe_phenotype, run_probes
 from semantoks.probes.splits import subject_splits
@@ -13,10 +8,7 @@ from semantoks.probes.summary import summarise
 
 __all__ = [
     "align_feature_sets",
-    "connectivity_features",
     "expand_phenotype_specs",
-    "load_embeddings",
-    "network_connectivity_features",
     "phenotype_job_names",
     "probe_phenotype",
     "run_probes",

@@ -1,4 +1,4 @@
-"""The probe's feature-set registry, and fused sets: file-level sets side by side, each block weighted equally.
+"""The probe's view of the feature-set registry; fused sets: file-level sets side by side, blocks weighted equally.
 
 A fused set `a+b` is never written to disk: the probe concatenates the aligned blocks per scan, and
 each split's `SplitBasis` standardises every column on that split's training scans and divides it
@@ -9,37 +9,31 @@ whatever its width (64 embedding dimensions do not outvote 28 network-FC means, 
 import numpy as np
 
 from semantoks.errors import SemantoksError
-from semantoks.probes.load import CONNECTIVITY_KINDS
+from semantoks.features.registry import FEATURE_SETS, feature_set, fold_features
 
-MODEL_FEATURE_SETS = ("model", "random_init")
-FILE_FEATURE_SETS = MODEL_FEATURE_SETS + CONNECTIVITY_KINDS
-FUSED_FEATURE_SETS = {"model+network_fc": ("model", "network_fc")}
-PROBE_FEATURE_SETS = FILE_FEATURE_SETS + tuple(FUSED_FEATURE_SETS)
+PROBE_FEATURE_SETS = tuple(FEATURE_SETS)
 # the language stages' feature sets (docs/language.md), probed in their own job beside the others
 ALIGNED_FEATURE_SET = "model_aligned"
 
 
 def components(name):
     """The file-level feature sets a probed set is made of (itself when it is not fused)."""
-    if "+" in name and name not in FUSED_FEATURE_SETS:
-        raise SemantoksError(
-            f"config.yaml: probe.feature_sets names {name!r}; use any of {', '.join(PROBE_FEATURE_SETS)}."
-        )
-    return FUSED_FEATURE_SETS.get(name, (name,))
+    return feature_set(name).components
 
 
 def probed_feature_sets(names, pretrain_enabled=True):
     """The configured sets that can run: without pretraining, none that needs the model's embeddings."""
     if pretrain_enabled:
         return list(names)
-    return [name for name in names if not set(components(name)) & set(MODEL_FEATURE_SETS)]
+    return [name for name in names if not feature_set(name).needs_model]
 
 
 def language_feature_sets(language):
-    """With `language.enabled`: the scan head's projections and the per-scan codes (`codes_<K>`), else none."""
+    """With `language.enabled`: the scan head's projections, the k-means codes (`codes_<K>`) and the trained
+    tokenizer's codes (`vq_<K>`), else none."""
     if not language.get("enabled"):
         return []
-    return [ALIGNED_FEATURE_SET, f"codes_{language['codes_k']}"]
+    return [ALIGNED_FEATURE_SET, f"codes_{language['codes_k']}", f"vq_{language['vq_codebook_size']}"]
 
 
 def feature_files(names):
@@ -51,7 +45,7 @@ def add_fused_sets(aligned, names):
     """{name: (meta, X)} for `names` from aligned file-level sets, and {name: block widths} of the fused ones."""
     probed, blocks = {}, {}
     for name in names:
-        parts = components(name)
+        parts = FEATURE_SETS[name].components if name in FEATURE_SETS else (name,)
         missing = [part for part in parts if part not in aligned]
         if missing:
             raise SemantoksError(f"feature set {name!r}: needs {', '.join(missing)}, which was not loaded.")
@@ -62,3 +56,15 @@ def add_fused_sets(aligned, names):
         probed[name] = (meta, np.hstack([aligned[part][1] for part in parts]))
         blocks[name] = [aligned[part][1].shape[1] for part in parts]
     return probed, blocks
+
+
+def split_features(name, X_train, X_test, blocks=None):
+    """One split's (train, test, block widths) of a probed set: each part's fold (e.g. tangent FC) fitted on the
+    training rows only. A fused set's stored blocks (`blocks` widths) are folded part by part."""
+    parts = FEATURE_SETS[name].components if name in FEATURE_SETS else (name,)
+    if len(parts) == 1:
+        return (*fold_features(name, X_train, X_test), blocks)
+    edges = np.cumsum([0, *blocks])
+    folded = [fold_features(part, X_train[:, lo:hi], X_test[:, lo:hi]) for part, lo, hi in zip(parts, edges, edges[1:])]
+    return (np.hstack([train for train, _ in folded]), np.hstack([test for _, test in folded]),
+            [train.shape[1] for train, _ in folded])

@@ -15,8 +15,9 @@ import numpy as np
 from scipy import stats
 
 from semantoks.errors import SemantoksError
+from semantoks.features.registry import baseline_names
 
-BASELINES = ("random_init", "fc", "network_fc")
+BASELINES = baseline_names()
 # sets probed beside an earlier record (the language sets) are also compared with the unaligned model
 REFERENCE_BASELINES = ("model",) + BASELINES
 PAIRED_COLUMNS = [

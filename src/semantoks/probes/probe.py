@@ -18,7 +18,7 @@ from semantoks.probes.estimators import (
     select_logistic_C,
 )
 from semantoks.probes.features import align_feature_sets
-from semantoks.probes.fusion import add_fused_sets
+from semantoks.probes.fusion import add_fused_sets, split_features
 from semantoks.probes.labels import expand_phenotype_specs, subject_key, subject_labels, unusable_reason
 from semantoks.probes.metrics import (
     CLASSIFICATION_METRICS,
@@ -27,8 +27,9 @@ from semantoks.probes.metrics import (
     classification_metrics,
     regression_metrics,
 )
+from semantoks.probes.nulls import subject_label_shuffles
 from semantoks.probes.paired import paired_comparisons, paired_with_reference
-from semantoks.probes.splits import scan_indices, scan_splits, subject_folds, subject_splits
+from semantoks.probes.splits import scan_indices, scan_splits, site_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
 
 
@@ -52,6 +53,9 @@ def probe_phenotype(
     n_threads=1,
     probed=None,
     reference=None,
+    split="random",
+    site_column=None,
+    confounds=(),
 ):
     """Probe one phenotype (a resolved spec from `expand_phenotype_specs`) with every feature set.
 
@@ -61,6 +65,10 @@ def probe_phenotype(
     matrices are small, and multithreaded BLAS on busy cores runs many times slower. With `reference`
     (the record of the same phenotype probed on other sets, same settings), the paired tests compare
     these sets with the reference's model and baselines on the same splits instead of with each other.
+    `split` (`random`, `site_grouped`, `leave_site_out`) with `site_column`, the phenotype column naming each
+    subject's site, keeps every site on one side of each split and of each inner fold. `confounds` (continuous
+    phenotype columns, e.g. mean FD and TR) are regressed out of every feature set inside each split, the
+    coefficients fitted on its training scans only.
     """
     if not feature_sets:
         raise SemantoksError("config.yaml: probe.feature_sets is empty; name at least one feature set to probe.")
@@ -84,6 +92,9 @@ def probe_phenotype(
             "phenotype_seed": phenotype_seed(seed, name),
             "inner_folds": inner_folds,
             "min_subjects": min_subjects,
+            "split": split,
+            "site_column": site_column,
+            "confounds": list(confounds),
             "ridge_alphas": list(RIDGE_ALPHAS),
             "logistic_Cs": list(LOGISTIC_CS),
             "semantoks_version": __version__,
@@ -91,8 +102,10 @@ def probe_phenotype(
     }
     reason = unusable_reason(labels, inner_folds, min_subjects)
     if reason is None:
+        sites = None if split == "random" else subject_sites(phenotypes, site_column, labels.subjects, meta)
+        covariates = subject_confounds(phenotypes, confounds, labels.subjects, meta)
         with threadpool_limits(limits=n_threads, user_api="blas"):
-            record.update(_probe(aligned, blocks, labels, record["settings"]))
+            record.update(_probe(aligned, blocks, labels, record["settings"], sites, covariates))
         record.update(status="ok", reason="")
         record["paired"] = paired_comparisons(record) if reference is None else paired_with_reference(record, reference)
     else:
@@ -103,7 +116,46 @@ def probe_phenotype(
     return record
 
 
-def _probe(aligned, blocks, labels, settings):
+def subject_sites(phenotypes, site_column, subjects, scan_meta):
+    """The site (text) of each of `subjects` (subject keys), read from the phenotype column `site_column`."""
+    if not site_column:
+        raise SemantoksError("config.yaml: a site split needs probe.site_column, the phenotype column naming each "
+                             "subject's site; set it or use probe.split: random.")
+    spec = {"type": "categorical", "source": site_column}
+    known = subject_labels(phenotypes, site_column, spec, scan_meta)
+    site_of = dict(zip(known.subjects, np.asarray(known.classes, dtype=object)[known.values]))
+    missing = [key for key in subjects if key not in site_of]
+    if missing:
+        raise SemantoksError(f"phenotype table: {len(missing)} probed subjects (e.g. {missing[0]}) have no "
+                             f"{site_column}; fill it in or use probe.split: random.")
+    return np.array([site_of[key] for key in subjects], dtype=object)
+
+
+def subject_confounds(phenotypes, confounds, subjects, scan_meta):
+    """[n_subjects, n_confounds] values of the continuous phenotype columns `confounds`; None when none are asked."""
+    if not confounds:
+        return None
+    columns = []
+    for column in confounds:
+        known = subject_labels(phenotypes, column, {"type": "continuous", "source": column}, scan_meta)
+        value_of = dict(zip(known.subjects, known.values))
+        missing = [key for key in subjects if key not in value_of]
+        if missing:
+            raise SemantoksError(f"phenotype table: {len(missing)} probed subjects (e.g. {missing[0]}) have no "
+                                 f"{column}; fill it in or remove it from probe.confounds.")
+        columns.append([value_of[key] for key in subjects])
+    return np.array(columns, dtype=np.float64).T
+
+
+def regress_confounds(X_train, X_test, C_train, C_test):
+    """Features minus their least-squares fit on the confounds (with intercept), fitted on training rows only."""
+    design_train = np.column_stack([np.ones(len(C_train)), C_train])
+    coef, *_ = np.linalg.lstsq(design_train, X_train, rcond=None)
+    design_test = np.column_stack([np.ones(len(C_test)), C_test])
+    return X_train - design_train @ coef, X_test - design_test @ coef
+
+
+def _probe(aligned, blocks, labels, settings, sites=None, covariates=None):
     meta = next(iter(aligned.values()))[0]
     position = {key: i for i, key in enumerate(labels.subjects)}
     scan_keys = [subject_key(c, s) for c, s in zip(meta["cohort"].astype(str), meta["subject"].astype(str))]
@@ -111,19 +163,24 @@ def _probe(aligned, blocks, labels, settings):
     rows = np.flatnonzero(scan_subject >= 0)
     scan_subject = scan_subject[rows]
     rng_seed = settings["phenotype_seed"]
-    splits = subject_splits(
-        np.arange(len(labels.values)),
-        labels.values if labels.is_classification else None,
-        settings["n_repeats"],
-        settings["test_size"],
-        seed=rng_seed,
-    )
+    if sites is None:
+        splits = subject_splits(
+            np.arange(len(labels.values)),
+            labels.values if labels.is_classification else None,
+            settings["n_repeats"],
+            settings["test_size"],
+            seed=rng_seed,
+        )
+    else:
+        splits = site_splits(np.arange(len(labels.values)), sites, settings["split"], settings["n_repeats"],
+                             settings["test_size"], seed=rng_seed)
     label_columns = _shuffled_label_columns(labels.values, settings["n_permutations"], rng_seed)
     scan_level = scan_splits(scan_subject, splits)
     results = {}
     for feature_set, (_, X) in aligned.items():
         results[feature_set] = _probe_feature_set(
-            X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set)
+            feature_set, X[rows], scan_subject, labels, scan_level, label_columns, settings, blocks.get(feature_set),
+            sites, covariates,
         )
     return {
         "n_scans": int(len(rows)),
@@ -136,25 +193,29 @@ def _probe(aligned, blocks, labels, settings):
 
 def _shuffled_label_columns(values, n_permutations, seed):
     """Subject labels as columns: the observed ones first, then one subject-level permutation per column."""
-    rng = np.random.default_rng(seed)
-    columns = [values] + [values[rng.permutation(len(values))] for _ in range(n_permutations)]
-    return np.stack(columns, axis=1)
+    return np.concatenate([values[:, None], subject_label_shuffles(values, None, n_permutations, seed).T], axis=1)
 
 
-def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, settings, blocks=None):
+def _probe_feature_set(name, X, scan_subject, labels, scan_level, label_columns, settings, blocks=None, sites=None,
+                       covariates=None):
     per_repeat, hyperparameters = [], []
     for repeat, (train, test) in enumerate(scan_level):
-        basis = SplitBasis(X[train], blocks)
+        # sets with statistics of their own (tangent FC's reference) fit them on this split's training scans
+        X_train, X_test, split_blocks = split_features(name, X[train], X[test], blocks)
+        if covariates is not None:
+            X_train, X_test = regress_confounds(X_train, X_test, covariates[scan_subject[train]],
+                                                covariates[scan_subject[test]])
+        basis = SplitBasis(X_train, split_blocks)
         Y = label_columns[scan_subject[train]]
         if labels.is_classification:
-            folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat)
+            folds = _inner_folds(scan_subject[train], label_columns[:, 0], settings, repeat, sites)
             C = select_logistic_C(basis.train_scores, Y[:, 0], folds)
-            scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X[test]), len(labels.classes))
+            scan_proba = fit_logistic(basis.train_scores, Y, C, basis.project(X_test), len(labels.classes))
             subjects, proba = _subject_means(scan_subject[test], scan_proba)
             scores = classification_metrics(label_columns[subjects], proba)
             hyperparameters.append({"C": float(C)})
         else:
-            scan_pred, alphas = fit_ridge(basis, Y.astype(np.float64), scan_subject[train], X[test])
+            scan_pred, alphas = fit_ridge(basis, Y.astype(np.float64), scan_subject[train], X_test)
             subjects, predicted = _subject_means(scan_subject[test], scan_pred)
             scores = regression_metrics(label_columns[subjects], predicted)
             hyperparameters.append({"alpha": float(alphas[0])})
@@ -162,12 +223,15 @@ def _probe_feature_set(X, scan_subject, labels, scan_level, label_columns, setti
     return _summarise_repeats(per_repeat, hyperparameters, labels.is_classification)
 
 
-def _inner_folds(train_scan_subject, subject_values, settings, repeat):
-    """Inner CV folds over the training subjects, stratified on their labels, expanded to scan positions."""
+def _inner_folds(train_scan_subject, subject_values, settings, repeat, sites=None):
+    """Inner CV folds over the training subjects, stratified on their labels (grouped by site when `sites`
+    holds more than one training site), expanded to scan positions."""
     subjects = np.unique(train_scan_subject)
     values = subject_values[subjects]
+    groups = sites[subjects] if sites is not None and len(np.unique(sites[subjects])) > 1 else None
     n_folds = int(min(settings["inner_folds"], np.bincount(values)[np.unique(values)].min()))
-    folds = subject_folds(values, n_folds=max(n_folds, 2), seed=(settings["phenotype_seed"] + repeat) % 2**32)
+    folds = subject_folds(values, n_folds=max(n_folds, 2), seed=(settings["phenotype_seed"] + repeat) % 2**32,
+                          groups=groups)
     return [
         (scan_indices(train_scan_subject, subjects[fit]), scan_indices(train_scan_subject, subjects[valid]))
         for fit, valid in folds
@@ -234,6 +298,9 @@ def run_probes(
     min_subjects=10,
     n_threads=1,
     probed=None,
+    split="random",
+    site_column=None,
+    confounds=(),
 ):
     """Probe every phenotype in `phenotype_specs` (config form); writes `<phenotype>.json`, `summary.tsv`
     and `paired.tsv`."""
@@ -255,6 +322,9 @@ def run_probes(
             out_json=path,
             n_threads=n_threads,
             probed=probed,
+            split=split,
+            site_column=site_column,
+            confounds=confounds,
         )
         json_paths.append(path)
     return summarise(json_paths, out_dir / "summary.tsv", out_dir / "paired.tsv")

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from semantoks.health_verdict import COLLAPSED_COSINE, COLLAPSED_RANKME, INDISTINGUISHABLE_CKA  # noqa: E402
-from semantoks.probes.features import fisher_z_connectivity  # noqa: E402
+from semantoks.features.connectivity import fisher_z_connectivity  # noqa: E402
 
 PRIMARY_METRIC = {"binary": "balanced_accuracy", "categorical": "balanced_accuracy", "continuous": "r2"}
 METRIC_LABELS = {

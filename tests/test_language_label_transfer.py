@@ -1,16 +1,20 @@
-"""Zero-shot by text prompts: subject- and cohort-aware shuffle nulls, and leave-one-cohort-out on a planted map."""
+"""Label transfer by text prompts: subject- and cohort-aware shuffle nulls, leave-one-cohort-out on a planted map
+beside a same-subject logistic probe, and class prompts the encoder cannot tell apart refused."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from semantoks.errors import SemantoksError
 from semantoks.language.align import fit_head
 from semantoks.language.metrics import shuffle_null_score
 from semantoks.language.text_encoders import HashingTextEncoder
-from semantoks.language.zero_shot import (
+from semantoks.language.label_transfer import (
+    check_label_prompts,
+    class_prompts,
     held_out_cohorts,
-    loco_zero_shot,
+    loco_label_transfer,
     phenotype_sentence,
     phenotype_text_vectors,
     scan_labels,
@@ -59,10 +63,10 @@ def test_leave_one_cohort_out_finds_a_planted_phenotype_without_the_held_out_coh
         targets /= np.linalg.norm(targets, axis=1, keepdims=True)
         return fit_head(X[rows], targets[rows].astype(np.float32), steps=150, seed=0)[0]
 
-    trained = {f"zero_shot_loco-{c}": heads_without(c, True) for c in "AB"}
+    trained = {f"label_transfer_loco-{c}": heads_without(c, True) for c in "AB"}
     trained.update({f"scan_loco-{c}": heads_without(c, False) for c in "AB"})
-    results = loco_zero_shot(trained.__getitem__, meta, X, scan_labels(meta, phenotypes, ["diagnosis"]), encoder,
-                             ["A", "B"], seed=0)
+    results = loco_label_transfer(trained.__getitem__, meta, X, scan_labels(meta, phenotypes, ["diagnosis"]), encoder,
+                                  ["A", "B"], np.ones(80, dtype=bool), seed=0)
     pooled = results["pooled"]["diagnosis"]
     assert pooled["n"] == 80 and pooled["cohorts"] == ["A", "B"]
     assert pooled["balanced_accuracy"] > pooled["null_p95"] and pooled["p_value"] < 0.05
@@ -70,3 +74,23 @@ def test_leave_one_cohort_out_finds_a_planted_phenotype_without_the_held_out_coh
     # the control head never saw a phenotype sentence: its prompt choice carries no diagnosis
     control = results["pooled"]["diagnosis_without_phenotype_sentences"]
     assert control["balanced_accuracy"] < pooled["balanced_accuracy"]
+    # the logistic probe on the same features and the same (other-cohort) subjects sits beside it, and finds it too
+    probe = results["pooled"]["diagnosis_logistic_probe"]
+    assert probe["n"] == 80 and probe["balanced_accuracy"] > probe["null_p95"]
+    assert results["per_cohort"]["B"]["diagnosis_logistic_probe"]["n"] == 40
+
+
+def test_class_codes_the_encoder_cannot_tell_apart_are_refused_with_one_line():
+    encoder = HashingTextEncoder(dim=64)
+    phenotypes = pd.DataFrame({"cohort": "A", "subject": ["s1", "s2"], "dx_group": ["1", "2"]})
+    with pytest.raises(SemantoksError, match=r"phenotype 'dx_group' has bare codes as classes \(1, 2\).*"
+                                             r"phenotypes\.classes"):
+        check_label_prompts(phenotypes, ["dx_group"], encoder)
+    # the hashing encoder drops one-letter words too: 'Sex: F.' and 'Sex: M.' embed to the same vector
+    letters = pd.DataFrame({"cohort": "A", "subject": ["s1", "s2"], "sex": ["F", "M"]})
+    with pytest.raises(SemantoksError, match=r"'Sex: F\.' and 'Sex: M\.' of phenotype 'sex' embed to "
+                                             r"the same vector .* phenotypes\.classes"):
+        check_label_prompts(letters, ["sex"], encoder)
+    named = phenotypes.assign(dx_group=["autism", "control"])
+    check_label_prompts(named, ["dx_group"], encoder)
+    assert class_prompts("dx_group", ["autism", "control"], encoder).shape == (2, 64)

@@ -147,3 +147,14 @@ def test_embed_cli_refuses_a_file_without_tr_in_one_line(trained, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "pass --tr SECONDS" in done.stderr
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_transposed_tsv_is_one_line_not_a_traceback(trained, tmp_path):
+    frame = _user_folder(tmp_path, trained)
+    frame.T.to_csv(tmp_path / "transposed.tsv", sep="\t", index_label="parcel")
+    done = subprocess.run([sys.executable, "-m", "semantoks", "embed", "--model",
+                           "results/models/tiny_Schaefer100x7/checkpoint.pt", "--timeseries", "transposed.tsv",
+                           "--tr", "2", "--out", "x.parquet"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+    assert "transposed.tsv: column 'parcel' holds text" in done.stderr and "(is it transposed?)" in done.stderr
+    assert not (tmp_path / "x.parquet").exists()

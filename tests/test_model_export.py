@@ -144,3 +144,47 @@ def test_readme_export_command_runs_as_written(exported, tmp_path):
     done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "| age | r2 | model |" in (tmp_path / "exported/README.md").read_text()
+
+
+def test_every_file_of_the_folder_is_in_the_integrity_digest(exported, tmp_path):
+    # only the weights were hashed: swapped parcel names or another model_tr loaded and changed every embedding
+    import shutil
+
+    _, _, folder, _ = exported
+    edits = {
+        "parcels": lambda c: c["data_identity"]["parcel_names"].insert(0, c["data_identity"]["parcel_names"].pop(1)),
+        "model_tr": lambda c: c["data_identity"]["preprocessing"].update(model_tr=1.0),
+        "zscore": lambda c: c["data_identity"]["preprocessing"].update(zscore=False),
+    }
+    for name, edit in edits.items():
+        copy = tmp_path / name
+        shutil.copytree(folder, copy)
+        config = json.loads((copy / "config.json").read_text())
+        edit(config)
+        (copy / "config.json").write_text(json.dumps(config, indent=2))
+        with pytest.raises(SemantoksError, match=r"config.json: differs from the file exported with model.safetensors"):
+            semantoks.load_model(copy)
+    card = tmp_path / "card"
+    shutil.copytree(folder, card)
+    (card / "README.md").write_text((card / "README.md").read_text().replace("optimiser steps: 2", "optimiser steps: 9"))
+    with pytest.raises(SemantoksError, match=r"README.md: differs from the file exported"):
+        semantoks.load_model(card)
+    # reformatting config.json without changing a value is not an edit
+    same = tmp_path / "same"
+    shutil.copytree(folder, same)
+    (same / "config.json").write_text(json.dumps(json.loads((same / "config.json").read_text())))
+    assert semantoks.load_model(same).parcel_names == semantoks.load_model(folder).parcel_names
+
+
+def test_a_model_stopped_early_says_so_in_its_card(exported, tmp_path):
+    from semantoks.model.checkpoint import load_checkpoint, save_checkpoint
+
+    _, checkpoint, _, _ = exported
+    state = load_checkpoint(checkpoint)
+    state["stopped_early"] = "the max_minutes budget of 225 minutes was spent"
+    save_checkpoint(tmp_path / "stopped.pt", state)
+    folder = export_model(tmp_path / "stopped.pt", tmp_path / "exported")
+    steps = state["config"]["steps"]
+    assert (f"optimiser steps: 2 of {steps} planned: training stopped early (the max_minutes budget of 225 minutes "
+            "was spent)") in (folder / "README.md").read_text()
+    assert json.loads((folder / "config.json").read_text())["stopped_early"].startswith("the max_minutes")

@@ -275,3 +275,16 @@ def test_probe_figure_keeps_9_feature_sets_over_seeds_apart(tmp_path):
                 if boxes[i].overlaps(boxes[j])]
     assert overlaps == []
     (tmp_path / "probe_bars.png").write_bytes(to_png(figure))
+
+
+def test_a_training_stopped_early_says_so_in_the_report(report_inputs):
+    # a max_minutes stop read "over 164 steps", as if training had run its course
+    log_csv = report_inputs["log_csv"]
+    steps = int(pd.read_csv(log_csv)["step"].max())
+    build_report(**report_inputs)
+    assert f"over {steps} steps" in report_inputs["out_html"].read_text()
+    log_csv.with_name("training.json").write_text(json.dumps(
+        {"step": steps, "steps": 20000, "stopped_early": "the max_minutes budget of 225 minutes was spent"}))
+    build_report(**report_inputs)
+    assert (f"over {steps} of 20000 planned steps (training stopped early: the max_minutes budget of 225 minutes "
+            "was spent)") in report_inputs["out_html"].read_text()

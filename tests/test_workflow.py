@@ -311,3 +311,25 @@ def test_roi_cohort_test_config_dry_runs_from_import_to_report(repo_root, templa
                   if line.split()[:1] in (["import_roi_timeseries"], ["dataset_partition"], ["report"]))
     assert counts == {"import_roi_timeseries": "1", "dataset_partition": "1", "report": "1"}
     assert "parcellate_run" not in jobs and "simulate_subject" not in jobs
+
+
+def test_a_second_workflow_writing_to_the_same_results_folder_stops_at_parse_time(repo_root, templateflow_home,
+                                                                                   tmp_path):
+    # run B (`simple`) replaced run A's (`scrubbing`) dataset and checkpoint from another working directory
+    from semantoks.results_owner import OWNER_FILE
+
+    shared = tmp_path / "shared_results"
+    first, second = tmp_path / "a", tmp_path / "b"
+    for workdir in (first, second):
+        workdir.mkdir()
+        (workdir / "config.yaml").write_text(yaml.safe_dump({**DEMO_CONFIG, "results": str(shared)}))
+    labels = f"{shared}/atlas/Schaefer100x7/labels.tsv"
+    run_snakemake(first, repo_root, templateflow_home, "-n", labels)
+    assert not (shared / OWNER_FILE).exists()
+    # a run that executes jobs claims the folder for its working directory
+    run_snakemake(first, repo_root, templateflow_home, labels)
+    assert json.loads((shared / OWNER_FILE).read_text())["workdir"] == str(first)
+    assert run_snakemake(first, repo_root, templateflow_home, "-n").returncode == 0
+    result = run_snakemake(second, repo_root, templateflow_home, "-n", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    assert f"{OWNER_FILE}: this results folder belongs to the workflow run from {first}" in result.stdout + result.stderr

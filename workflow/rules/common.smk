@@ -16,7 +16,7 @@ from semantoks.snakemake_threads import reserve_lone_jobs
 reserve_lone_jobs(JobScheduler, SNAKEMAKE_VERSION)
 
 from semantoks.bids_names import xcpd_paths
-from semantoks.cohorts.roi_import import find_roi_scans
+from semantoks.cohorts.roi_import import find_roi_scans, import_phenotype_values
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.features.registry import wildcard_constraint
@@ -25,6 +25,7 @@ from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
 from semantoks.seeds import pretrain_seeds, split_seed
+from semantoks.results_owner import claim_results_folder
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,
@@ -35,6 +36,14 @@ from semantoks.workflow_plan import (
 config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
+# checked when the Snakefile is parsed (jobs re-parse it in subprocesses: the main process checks); claimed only
+# when jobs run, so a dry run or --lint writes nothing
+if workflow.is_main_process:
+    claim_results_folder(R, os.getcwd(), workflow.configfiles, write=False)
+
+
+onstart:
+    claim_results_folder(R, os.getcwd(), workflow.configfiles)
 ATLAS = atlas_spec_from_config(config)
 ATLAS_ID, PLANNED_RUNS = plan_workflow(config)
 ROI_ONLY = all(cohort["source"] == "roi" for cohort in config["cohorts"].values())
@@ -153,10 +162,13 @@ def roi_import_inputs(wildcards):
               "labels": roi["labels"]}
     if roi.get("dseg"):
         inputs["dseg"] = roi["dseg"]
-    table = config["cohorts"][wildcards.cohort]["phenotypes"]["table"]
-    if table:
-        inputs["phenotypes"] = table
     return inputs
+
+
+def roi_import_phenotypes(wildcards):
+    """The phenotype cells the import reads (TR, site, mean FD), as a digest: a param, not the table as an input,
+    so a copy of the table or an edit of another column reruns nothing."""
+    return import_phenotype_values(roi_settings(wildcards.cohort), config["cohorts"][wildcards.cohort]["phenotypes"])
 
 
 def partition_inputs(wildcards):

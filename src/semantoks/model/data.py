@@ -32,6 +32,8 @@ class Preprocessing:
     patch_len: int = 20
     max_view_offset: int = 80
     filter_order: int = 2
+    # spikes (a 1e9 cell) are clipped to the parcel's median +- clip_mad robust SDs (1.4826 MAD); None: no clipping
+    clip_mad: float | None = 8.0
 
     def __post_init__(self):
         if self.window % self.patch_len:
@@ -46,7 +48,9 @@ class Preprocessing:
                    zscore=bool(cfg.get("zscore", cls.zscore)), window=int(cfg.get("window", cls.window)),
                    patch_len=int(cfg.get("patch_len", cls.patch_len)),
                    max_view_offset=int(cfg.get("max_view_offset", cls.max_view_offset)),
-                   filter_order=int(cfg.get("filter_order", cls.filter_order)))
+                   filter_order=int(cfg.get("filter_order", cls.filter_order)),
+                   # a checkpoint saved before clipping existed was trained on unclipped scans
+                   clip_mad=None if cfg.get("clip_mad") is None else float(cfg["clip_mad"]))
 
     @property
     def n_patches(self):
@@ -56,7 +60,7 @@ class Preprocessing:
         """The part of the checkpoint's data identity that says how scans were prepared."""
         return {"model_tr": self.model_tr, "band_pass": None if self.band_pass is None else list(self.band_pass),
                 "filter_order": self.filter_order, "zscore": self.zscore, "window": self.window,
-                "patch_len": self.patch_len}
+                "patch_len": self.patch_len, "clip_mad": self.clip_mad}
 
 
 @dataclass
@@ -93,20 +97,46 @@ def band_pass(data, model_tr, low, high, order=2):
     return signal.sosfiltfilt(sos, data, axis=0, padlen=padlen)
 
 
+class TooLittleData(SemantoksError):
+    """A scan with fewer than MIN_VALID_PARCEL_FRACTION of its parcels measured: its features would be made up."""
+
+
 def preprocess_scan(data, tr, prep, meta=None, dtype=np.float32):
-    """Resample, band-pass and z-score one scan; a parcel with any NaN or no variance is zero + invalid."""
+    """Clip spikes, resample, band-pass and z-score one scan; a parcel with any NaN or inf, or no variance, is
+    zero + invalid. Raises TooLittleData when fewer than MIN_VALID_PARCEL_FRACTION of the parcels stay valid."""
+    from semantoks.run_record import MIN_VALID_PARCEL_FRACTION
+
     data = np.asarray(data, dtype=np.float64)
-    parcel_valid = ~np.isnan(data).any(axis=0)
+    # inf is missing like NaN: one inf cell must not turn every parcel's z-score into NaN
+    parcel_valid = np.isfinite(data).all(axis=0)
     data = np.where(parcel_valid[None, :], data, 0.0)
+    if prep.clip_mad is not None:
+        data = clip_spikes(data, prep.clip_mad)
     data = resample_to_tr(data, tr, prep.model_tr)
     if prep.band_pass is not None and data.shape[0] > 1:
         data = band_pass(data, prep.model_tr, *prep.band_pass, order=prep.filter_order)
     std = data.std(axis=0)
-    parcel_valid &= std > 1e-8 * max(1.0, float(np.abs(data).max(initial=0.0)))
+    # per parcel: one parcel's large scale must not make the others look flat
+    parcel_valid &= std > 1e-8 * np.maximum(1.0, np.abs(data).max(axis=0, initial=0.0))
+    if not parcel_valid.size or parcel_valid.mean() < MIN_VALID_PARCEL_FRACTION:
+        scan = (meta or {}).get("scan_id") or "the scan"
+        raise TooLittleData(
+            f"{scan}: only {int(parcel_valid.sum())} of {parcel_valid.size} parcels hold finite, varying values "
+            f"(at least {MIN_VALID_PARCEL_FRACTION:.0%} are needed); NaN and inf count as missing, so check the "
+            "file's missing values or leave this scan out.")
     if prep.zscore:
         data = (data - data.mean(axis=0)) / np.where(parcel_valid, std, 1.0)
     data[:, ~parcel_valid] = 0.0
     return PreparedScan(values=data.astype(dtype), parcel_valid=parcel_valid, meta=dict(meta or {}))
+
+
+def clip_spikes(data, n_mad):
+    """Clip each parcel to its median +- n_mad robust SDs (1.4826 x the median absolute deviation)."""
+    median = np.median(data, axis=0)
+    spread = 1.4826 * np.median(np.abs(data - median), axis=0)
+    # a parcel whose MAD is 0 (mostly constant) keeps its values: clipping would flatten it
+    spread = np.where(spread > 0, spread, np.inf)
+    return np.clip(data, median - n_mad * spread, median + n_mad * spread)
 
 
 def resampled_length(n_frames, tr, model_tr):
@@ -159,14 +189,18 @@ def views_batch(scans, starts, prep):
 
 
 def prepare_scans(records, prep, dtype=np.float32):
-    """[(data, tr, meta)] -> usable PreparedScans; scans shorter than one patch are logged and dropped."""
+    """[(data, tr, meta)] -> usable PreparedScans; scans shorter than one patch or with too few valid parcels are
+    logged and dropped."""
     prepared = []
     for data, tr, meta in records:
         if not is_usable(data.shape[0], tr, prep):
             log.warning("skipping scan %s: %d frames at TR %.3g s is shorter than one %d-TR patch",
                         (meta or {}).get("scan_id"), data.shape[0], tr, prep.patch_len)
             continue
-        prepared.append(preprocess_scan(data, tr, prep, meta, dtype))
+        try:
+            prepared.append(preprocess_scan(data, tr, prep, meta, dtype))
+        except TooLittleData as error:
+            log.warning("skipping %s", error)
     return prepared
 
 

@@ -5,6 +5,7 @@ import datetime
 import html
 import importlib.metadata
 import importlib.resources
+import json
 import platform
 import string
 from pathlib import Path
@@ -273,11 +274,21 @@ def _loss_section(log_csv, figures_dir=None):
     if "step" not in log.columns or log.empty:
         raise SemantoksError(f"{log_csv}: has no `step` column or no rows; re-run pretraining to rewrite it.")
     caption = (
-        f"Left: the self-distillation loss terms logged by the trainer over {int(log['step'].max())} steps "
+        f"Left: the self-distillation loss terms logged by the trainer over {_steps_trained(log_csv, log)} "
         "(log scale when all are positive). Right: the per-step schedules, each divided by its maximum so they "
         "share one axis. A total loss that falls and flattens, with no term collapsing to zero, is the healthy shape."
     )
     return _figure(figures.loss_curves(log), html.escape(caption), "pretraining loss curves", figures_dir)
+
+
+def _steps_trained(log_csv, log):
+    """'N steps', or 'N of M planned steps (training stopped early: why)' from training.json beside the log."""
+    ending_path = Path(log_csv).with_name("training.json")
+    ending = json.loads(ending_path.read_text()) if ending_path.is_file() else {}
+    if ending.get("stopped_early"):
+        return (f"{ending['step']} of {ending['steps']} planned steps (training stopped early: "
+                f"{ending['stopped_early']})")
+    return f"{int(log['step'].max())} steps"
 
 
 def _health_section(log_csv, figures_dir=None):

@@ -69,7 +69,7 @@ def pretraining_sites(config, data):
 
 def imported_subjects(config):
     """Subject labels (7 digits) of the files the config's ROI pattern matches."""
-    from semantoks.cohorts.roi_import import find_roi_scans
+    from semantoks.cohorts.roi_scans import find_roi_scans
 
     roi = config["cohorts"]["abide"]["roi"]
     return {scan.entities["sub"] for scan in find_roi_scans(roi["files"], roi["pattern"])}
@@ -137,7 +137,8 @@ def run_job(study, name, config):
     if finished.returncode != 0:
         sys.exit(f"{name}: snakemake failed (exit {finished.returncode}); see {study / 'snakemake.log'}; "
                  "rerun the same command to continue.")
-    model_dir = results / "models" / f"{config['pretrain']['preset']}_CC200"
+    # one model per seed: models/<preset>_<atlas>/seed-<seed>/ (docs/probes.md, Seeds)
+    model_dir = results / "models" / f"{config['pretrain']['preset']}_CC200" / f"seed-{config['pretrain'].get('seed', 0)}"
     tmp = study / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -102,7 +102,7 @@ def semantoks_repo():
 def _user_folder(tmp_path, trained):
     """A folder laid out like a finished run: the README's example paths exist there."""
     root, checkpoint, scans = trained
-    model_dir = tmp_path / "results/models/tiny_Schaefer100x7"
+    model_dir = tmp_path / "results/models/tiny_Schaefer100x7/seed-0"
     model_dir.mkdir(parents=True)
     shutil.copy(checkpoint, model_dir / "checkpoint.pt")
     shutil.copytree(root / "dataset", tmp_path / "results/dataset")
@@ -142,8 +142,19 @@ def test_readme_embed_commands_run_as_written(trained, tmp_path):
 def test_embed_cli_refuses_a_file_without_tr_in_one_line(trained, tmp_path):
     _user_folder(tmp_path, trained)
     done = subprocess.run([sys.executable, "-m", "semantoks", "embed", "--model",
-                           "results/models/tiny_Schaefer100x7/checkpoint.pt", "--timeseries",
+                           "results/models/tiny_Schaefer100x7/seed-0/checkpoint.pt", "--timeseries",
                            "my_scan_timeseries.tsv", "--out", "x.parquet"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "pass --tr SECONDS" in done.stderr
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_transposed_tsv_is_one_line_not_a_traceback(trained, tmp_path):
+    frame = _user_folder(tmp_path, trained)
+    frame.T.to_csv(tmp_path / "transposed.tsv", sep="\t", index_label="parcel")
+    done = subprocess.run([sys.executable, "-m", "semantoks", "embed", "--model",
+                           "results/models/tiny_Schaefer100x7/checkpoint.pt", "--timeseries", "transposed.tsv",
+                           "--tr", "2", "--out", "x.parquet"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
+    assert "transposed.tsv: column 'parcel' holds text" in done.stderr and "(is it transposed?)" in done.stderr
     assert not (tmp_path / "x.parquet").exists()

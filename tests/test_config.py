@@ -333,6 +333,19 @@ def test_check_config_plans_the_runs_and_catches_what_only_planning_finds(tmp_pa
     assert "cohorts.lab.exclude[0] names subject 99" in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_a_text_encoder_that_is_not_installed_is_refused_at_config_time(monkeypatch):
+    # a missing encoder package passed check-config and failed in the text_embed job, after pretraining
+    from semantoks.language import text_encoders
+
+    config = {**MINIMAL, "language": {"enabled": True, "text_encoder": "wordllama"}}
+    monkeypatch.setitem(text_encoders.PACKAGES, "wordllama", ("no_such_encoder_package", "text"))
+    with pytest.raises(SemantoksError, match=r"'language.text_encoder' is 'wordllama' but its package "
+                                             r"no_such_encoder_package is not installed; pip install 'semantoks\[text\]'"):
+        validate_config(config)
+    validate_config({**config, "language": {"enabled": False, "text_encoder": "wordllama"}})
+    validate_config({**config, "language": {"enabled": True, "text_encoder": "hashing"}})
+
+
 def test_site_split_needs_a_declared_site_column():
     config = {"cohorts": {"a": _simulated({"site": "categorical", "age": "continuous"})},
               "probe": {"phenotypes": {"age": {}}, "split": "leave_site_out"}}

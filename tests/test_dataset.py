@@ -110,7 +110,9 @@ def test_round_trip_is_bit_exact_and_keeps_nan_parcels(tmp_path):
     assert first.data.dtype == np.float32 and first.data.shape == (30, 6)
     assert np.array_equal(bits(first.data), bits(with_nan))
     assert np.isnan(first.data[:, 4]).all()
-    assert np.array_equal(bits(second.data), bits(tiny))
+    # +-inf is stored as missing (NaN) and counted in the manifest
+    assert np.array_equal(bits(second.data), bits(np.where(np.isinf(tiny), np.float32(np.nan), tiny)))
+    assert read_manifest(tmp_path / "ds", ATLAS)["n_nonfinite_values"].tolist() == [30, 3]
     assert np.array_equal(first.coverage, np.array([1, 1, 1, 0.5, 0.0, 1], np.float32))
     assert (first.cohort, first.subject, first.session, first.task, first.run, first.tr) == (
         "demo", "01", "1", "rest", "1", 0.72)
@@ -377,3 +379,61 @@ def test_building_streams_runs_instead_of_holding_the_cohort(tmp_path):
     # row groups of two runs: about eight runs' worth at the peak, whatever the cohort size
     assert peak < 12 * run_bytes < total_bytes / 4
     assert open_timeseries(tmp_path / "ds", ATLAS).count_rows() == 50
+
+
+def test_the_same_scan_in_two_cohorts_is_refused_naming_both_files(tmp_path):
+    # overlapping releases (ABIDE I and II): copies of one person's files under two cohort names leak across splits
+    rng = np.random.default_rng(12)
+    labels = toy_labels()
+    runs_a, truth = make_cohort(tmp_path / "runs", "alpha", 2, labels, rng)
+    copied = truth["sub-00_ses-1_task-rest_run-1"]
+    runs_b = [write_run_output(tmp_path / "runs", "beta", "77", copied, labels,
+                               qc_overrides={"source_bold": "/copy/sub-77_bold.nii.gz"}),
+              write_run_output(tmp_path / "runs", "beta", "78", rng.standard_normal((20, 6)), labels)]
+    build(runs_a, tmp_path / "ds", cohort="alpha")
+    build(runs_b, tmp_path / "ds", cohort="beta")
+    message = r"/copy/sub-77_bold.nii.gz \(cohort beta, sub-77_task-rest\) and /bids/sub-00_ses-1_task-rest_run-1_bold"
+    for read in (lambda: scan_index(tmp_path / "ds", ATLAS), lambda: list(iter_scans(tmp_path / "ds", ATLAS))):
+        with pytest.raises(SemantoksError, match=message + ".* hold exactly the same values"):
+            read()
+    assert len(scan_index(tmp_path / "ds", ATLAS, cohorts=["beta"])) == 2
+    fingerprints = read_manifest(tmp_path / "ds", ATLAS)["fingerprint"]
+    assert fingerprints.notna().all() and fingerprints.nunique() == 3
+
+
+def test_the_same_values_under_two_subjects_of_one_cohort_are_refused(tmp_path):
+    # one scan imported twice under two names
+    rng = np.random.default_rng(13)
+    labels = toy_labels()
+    data = rng.standard_normal((20, 6))
+    runs = [write_run_output(tmp_path / "runs", "demo", label, data, labels) for label in ("07", "08")]
+    with pytest.raises(SemantoksError, match=r"sub-08_task-rest_bold.nii.gz \(cohort demo, sub-08_task-rest\) and "
+                                             r"/bids/sub-07_task-rest_bold.nii.gz .*same values"):
+        build(runs, tmp_path / "ds")
+    assert not [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
+
+
+def test_subjects_differing_only_in_leading_zeros_are_refused(tmp_path):
+    # '01' and '001' share a subject key: sub-01's phenotype row went to 001
+    rng = np.random.default_rng(14)
+    labels = toy_labels()
+    runs = [write_run_output(tmp_path / "runs", "demo", label, rng.standard_normal((20, 6)), labels)
+            for label in ("01", "001")]
+    with pytest.raises(SemantoksError, match=r"cohort demo: subjects '001' \(.*sub-001_task-rest.*_qc.json\) and '01' "
+                                             r"\(.*\) differ only in leading zeros"):
+        build(runs, tmp_path / "ds")
+
+
+def test_a_run_with_most_parcels_uncovered_is_left_out_with_its_reason(tmp_path):
+    # the encoder refuses a scan with under half its parcels measured: it must not reach pretraining or embedding
+    rng = np.random.default_rng(15)
+    labels = toy_labels()
+    sparse = rng.standard_normal((20, 6))
+    sparse[:, 2:] = np.nan
+    runs = [write_run_output(tmp_path / "runs", "demo", "01", rng.standard_normal((20, 6)), labels),
+            write_run_output(tmp_path / "runs", "demo", "02", sparse, labels, coverage=[1, 1, 0, 0, 0, 0])]
+    summary = build(runs, tmp_path / "ds")
+    assert summary["n_included"] == 1 and [scan.subject for scan in iter_scans(tmp_path / "ds", ATLAS)] == ["01"]
+    left_out = read_manifest(tmp_path / "ds", ATLAS).set_index("subject").loc["02"]
+    assert not left_out["included"]
+    assert left_out["reason"] == "Only 2 of 6 parcels are covered (at least 50% are needed)."

@@ -68,7 +68,7 @@ def test_all_91_subjects_are_imported_under_their_own_parcellation(abide_run):
     metadata = read_atlas_metadata(workdir / "results/dataset", "CC200")
     assert len(metadata["labels"]) == 200 and metadata["strategy"] == {"name": "imported"}
     assert {label["network"] for label in metadata["labels"]} >= {"Default", "Vis", "NonCortical"}
-    assert (workdir / "results/models/tiny_CC200/checkpoint.pt").is_file()
+    assert (workdir / "results/models/tiny_CC200/seed-0/checkpoint.pt").is_file()
     assert (workdir / "results/report/report.html").stat().st_size > 0
 
 

@@ -21,14 +21,16 @@ FLOORS = [
     ("foundation: no semantoks imports but these, no torch", [
         "semantoks", "semantoks.errors", "semantoks.atomic", "semantoks.digest", "semantoks.lazy",
         "semantoks.bids_names", "semantoks.health_verdict", "semantoks.provenance", "semantoks.dataset.keys",
-        "semantoks.model.config", "semantoks.cohorts.missing_values", "=semantoks.model", "=semantoks.probes"]),
-    ("inputs: atlases, denoising presets, cohorts, the simulator", [
-        "semantoks.atlas", "semantoks.confounds", "semantoks.run_record", "semantoks.cohorts", "semantoks.simulate"]),
+        "semantoks.model.config", "semantoks.cohorts.missing_values", "=semantoks.model", "=semantoks.probes",
+        "semantoks.seeds", "semantoks.pretraining_verdict", "=semantoks.language"]),
+    ("inputs: atlases, denoising presets, cohorts, the simulator, frozen text encoders", [
+        "semantoks.atlas", "semantoks.confounds", "semantoks.run_record", "semantoks.cohorts", "semantoks.simulate",
+        "semantoks.language.text_encoders"]),
     ("data: parcellation, the Parquet dataset, phenotypes, feature tables and baseline features", [
         "semantoks.parcellate", "semantoks.dataset", "semantoks.phenotypes", "semantoks.features"]),
     ("workflow configuration and planning (below every stage and the model: no torch)", [
         "semantoks.config", "semantoks.config_checks", "semantoks.workflow_plan", "semantoks.rule_runner",
-        "semantoks.snakemake_threads"]),
+        "semantoks.snakemake_threads", "semantoks.results_owner"]),
     ("model building blocks", ["semantoks.model"]),
     ("scan encoding and online evaluation", ["semantoks.model.encode", "semantoks.model.online_eval"]),
     ("the trainer", ["semantoks.model.train"]),

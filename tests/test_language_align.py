@@ -55,6 +55,15 @@ def test_head_identity_mismatch_is_one_line(tmp_path):
         load_head(tmp_path / "head.pt", descriptor_identity="d" * 64)
 
 
+
+def test_an_encoder_identity_differing_beyond_name_and_hash_says_where(tmp_path):
+    # the message printed two identical identities when only another field differed
+    identity = {"text_encoder": {"name": "hashing", "weights_hash": "a" * 64, "dim": 256}, "descriptor_identity": "b"}
+    save_head(tmp_path / "head.pt", AlignmentHead(4, 3), identity)
+    with pytest.raises(SemantoksError, match=r"given \(they differ in dim: 256 vs 512\); rerun align"):
+        load_head(tmp_path / "head.pt", {"name": "hashing", "weights_hash": "a" * 64, "dim": 512})
+
+
 def test_aligned_features_are_every_scans_scan_head_projection_in_the_probes_layout(tmp_path):
     import pandas as pd
 

@@ -77,3 +77,14 @@ def test_schema_enum_is_the_registry():
     assert schema["enum"] == list(text_encoders.ENCODERS)
     config = validate_config({"cohorts": {"demo": {"source": "simulated"}}})
     assert config["language"]["enabled"] is False and config["language"]["text_encoder"] == "hashing"
+
+
+def test_an_encoder_identity_mismatch_names_the_differing_field():
+    # two identities equal in name and hash printed as the same encoder
+    from semantoks.language.text_encoders import check_encoder_identity
+
+    made = {"name": "hashing", "weights_hash": None, "dim": 256}
+    with pytest.raises(SemantoksError, match=r"table.parquet: made with text encoder hashing \(\) but hashing \(\) is "
+                                             r"loaded \(they differ in dim: 256 vs 512\); rerun text_embed and align"):
+        check_encoder_identity(made, {**made, "dim": 512}, "table.parquet")
+    check_encoder_identity(made, dict(made), "table.parquet")

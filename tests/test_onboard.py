@@ -276,3 +276,14 @@ def test_onboard_roi_takes_tr_from_a_tr_column_and_writes_a_valid_entry(shared_d
     assert roi["tr_by_site"] == {"KKI": 2.5, "NYU": 2.0, "UCLA_1": 3.0, "UM_1": 2.0, "USM": 2.0, "YALE": 2.0}
     assert roi["parcellation"] == "CC200" and "FILL_IN" not in out.read_text()
     validate_config(config)
+
+
+def test_onboard_roi_opens_the_labels_table_it_is_given(shared_data, tmp_path, capsys):
+    folder = shared_data / ABIDE
+    short = tmp_path / "short.tsv"
+    short.write_text("name\tnetwork\n" + "".join(f"CC{i:03d}\tVis\n" for i in range(1, 200)))
+    main(["--name", "abide", "--roi", str(folder / "rois_cc200"), "--pattern", ABIDE_PATTERN,
+          "--phenotypes", str(folder / "participants.tsv"), "--participant-column", "SUB_ID", "--parcellation",
+          "CC200", "--labels", str(short), "--out", str(tmp_path / "abide.yaml")])
+    assert (f"WARNING: the pipeline will refuse this labels table: {short}: 199 rows but the time-series files have "
+            "200 parcels") in capsys.readouterr().out

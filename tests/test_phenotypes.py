@@ -221,6 +221,14 @@ def test_fewer_than_half_matched_is_an_error_with_examples_from_both_sides(tmp_p
     assert "imaging e.g. 0051004, 0051005" in message and "table e.g. A1, A2" in message
 
 
+def test_imaging_subjects_differing_only_in_leading_zeros_are_refused(tmp_path):
+    # '01' and '001' shared a key: sub-01's row went to 001 without a word
+    table = write_participants(tmp_path / "p.tsv", [("sub-01", "20"), ("sub-02", "30")], header=("participant_id", "age"))
+    with pytest.raises(SemantoksError, match=r"cohort lab: subjects '01' \(imaging\) and '001' \(imaging\) differ only "
+                                             r"in leading zeros"):
+        read_phenotypes(table, "participant_id", {"age": "continuous"}, subjects=["01", "001", "02"], cohort="lab")
+
+
 def test_class_codes_get_their_names_from_the_config(tmp_path):
     path = write_participants(tmp_path / "participants.tsv", [("sub-01", "1", "1"), ("sub-02", "2", "2")],
                               header=("participant_id", "dx_group", "sex"))

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from semantoks.atomic import atomic_path
+from semantoks.dataset.fingerprint import scan_fingerprint
 from semantoks.dataset.layout import METADATA_KEY, PART_NAME, TIMESERIES_SCHEMA, partition_dir
 from semantoks.errors import SemantoksError
 from semantoks.model.augment import augment_views
@@ -21,7 +22,8 @@ from semantoks.model.checkpoint import (
 )
 from semantoks.model.config import Augmentations, Preprocessing, PretrainConfig, resolve_pretrain_config
 from semantoks.model.data import (
-    InMemoryBatches, StreamingBatches, crop, prepare_scans, preprocess_scan, resample_to_tr, view_starts,
+    InMemoryBatches, StreamingBatches, TooLittleData, crop, prepare_scans, preprocess_scan, resample_to_tr,
+    view_starts,
 )
 from semantoks.model.train import pretrain
 
@@ -80,6 +82,12 @@ def write_dataset(root, cohort, scans, labels=None, strategy=STRATEGY, atlas_id=
     path = partition_dir(root, "timeseries", atlas_id, cohort) / PART_NAME
     with atomic_path(path) as tmp:
         pq.write_table(pa.table(rows, schema=schema), tmp, row_group_size=rows_per_group)
+    # the manifest's content fingerprints identify the data a finished run was trained on
+    manifest = {"scan_id": rows["scan_id"], "subject": rows["subject"], "included": [True] * len(scans),
+                "source": [f"{cohort}/{scan_id}" for scan_id in rows["scan_id"]],
+                "fingerprint": [scan_fingerprint(np.asarray(data, np.float32)) for data, _ in scans]}
+    with atomic_path(partition_dir(root, "manifest", atlas_id, cohort) / PART_NAME) as tmp:
+        pq.write_table(pa.table(manifest), tmp)
     return path
 
 
@@ -143,6 +151,44 @@ def test_zscore_per_parcel_and_nan_parcels_masked():
     np.testing.assert_allclose(np.delete(masked.values, 2, axis=1), np.delete(clean.values, 2, axis=1), atol=1e-6)
     filtered = preprocess_scan(with_nan, 1.5, Preprocessing(band_pass=(0.01, 0.1)))
     assert np.isfinite(filtered.values).all() and not filtered.parcel_valid[2]
+
+
+def test_inf_is_missing_like_nan_and_too_little_data_is_refused(caplog):
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((120, 6))
+    prep = Preprocessing(band_pass=None)
+    with_nan, with_inf = data.copy(), data.copy()
+    with_nan[7, 2], with_inf[7, 2] = np.nan, np.inf
+    assert_same = np.testing.assert_array_equal
+    assert_same(preprocess_scan(with_inf, 2.0, prep).values, preprocess_scan(with_nan, 2.0, prep).values)
+    assert preprocess_scan(with_inf, 2.0, prep).parcel_valid.tolist() == [True, True, False, True, True, True]
+    mostly_missing = data.copy()
+    mostly_missing[:, :4] = np.nan
+    for scan in (np.full((120, 6), np.nan), np.full((120, 6), -np.inf), mostly_missing):
+        with pytest.raises(TooLittleData, match=r"sub-01: only \d of 6 parcels hold finite, varying values"):
+            preprocess_scan(scan, 2.0, prep, {"scan_id": "sub-01"})
+    with caplog.at_level("WARNING"):
+        kept = prepare_scans([(data, 2.0, {"scan_id": "a"}), (mostly_missing, 2.0, {"scan_id": "b"})], prep)
+    assert [scan.meta["scan_id"] for scan in kept] == ["a"] and "skipping b: only 2 of 6" in caplog.text
+
+
+def test_one_extreme_spike_is_clipped_and_keeps_every_parcel():
+    rng = np.random.default_rng(2)
+    data = 100.0 + rng.standard_normal((120, 6))
+    spiked = data.copy()
+    spiked[50, 3] = 1e9
+    prep = Preprocessing(band_pass=None)
+    clean, robust = preprocess_scan(data, 2.0, prep), preprocess_scan(spiked, 2.0, prep)
+    assert robust.parcel_valid.all()
+    untouched = np.delete(np.arange(6), 3)
+    np.testing.assert_allclose(robust.values[:, untouched], clean.values[:, untouched], atol=1e-6)
+    # the spike is held at 8 robust SDs: one large value, no longer the whole parcel's variance
+    assert 5 < robust.values[50, 3] < 9 and np.corrcoef(robust.values[:, 3], clean.values[:, 3])[0, 1] > 0.75
+    unclipped = preprocess_scan(spiked, 2.0, Preprocessing(band_pass=None, clip_mad=None))
+    assert unclipped.parcel_valid.all() and np.corrcoef(unclipped.values[:, 3], clean.values[:, 3])[0, 1] < 0.5
+    # a model saved before clipping existed was trained on unclipped scans
+    assert Preprocessing.from_config({"model_tr": 2.0}).clip_mad is None
+    assert Preprocessing.from_config(prep.identity()).clip_mad == 8.0
 
 
 def test_short_scans_are_padded_with_invalid_patches_or_dropped():
@@ -254,7 +300,7 @@ def test_checkpoint_holds_models_config_and_data_identity(uninterrupted):
     assert identity["parcel_networks"][:7] == ["Vis"] * 6 + ["SomMot"] and identity["networks"] == NETWORKS
     assert identity["strategy"] == STRATEGY
     assert identity["preprocessing"] == {"model_tr": 2.0, "band_pass": None, "filter_order": 2,
-                                         "zscore": True, "window": 100, "patch_len": 20}
+                                         "zscore": True, "window": 100, "patch_len": 20, "clip_mad": 8.0}
     saved = yaml_load(uninterrupted.parent / "config.yaml")
     assert saved == state["config"] and saved["model"]["dim"] == 32
     assert PretrainConfig.from_dict(state["config"]) == resolve_pretrain_config({**tiny_config(), "resume": "never"})
@@ -322,6 +368,18 @@ def test_dataset_with_other_parcel_order_or_denoising_is_refused(uninterrupted):
     with pytest.raises(SemantoksError, match="denoising strategy"):
         check_identity(identity, {**metadata, "strategy": scrubbed}, "other.parquet")
     check_identity(identity, {**metadata, "strategy": scrubbed}, "other.parquet", allow_strategy_mismatch=True)
+
+
+def test_a_checkpoint_holding_pickled_objects_is_refused_without_torchs_unsafe_advice(tmp_path):
+    import fractions
+
+    path = tmp_path / "foreign.pt"
+    torch.save({"step": fractions.Fraction(1, 3)}, path)
+    with pytest.raises(SemantoksError) as raised:
+        load_checkpoint(path)
+    message = str(raised.value)
+    assert f"{path}: holds a Python object (fractions.Fraction) that semantoks does not load" in message
+    assert "weights_only" not in message and "\n" not in message
 
 
 def test_save_checkpoint_keeps_the_previous_one(tmp_path):
@@ -449,6 +507,50 @@ def test_rerunning_a_finished_run_retrains_it_from_scratch(toy_dataset, uninterr
     assert "starting fresh: pretrain resume is never" in caplog.text
 
 
+def test_a_finished_run_of_the_same_code_and_data_is_published_again_not_retrained(toy_dataset, uninterrupted,
+                                                                                     tmp_path, caplog):
+    # a job that finished after its Snakemake was lost: --unlock and a rerun retrained every step
+    config = tiny_config()
+    pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path, code_version="code-1")
+    (tmp_path / "checkpoint.pt").unlink()
+    with caplog.at_level(logging.INFO):
+        again = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path, code_version="code-1")
+    assert "publishing it again without training" in caplog.text and "starting fresh" not in caplog.text
+    assert "step 1/6" not in caplog.text and not (tmp_path / "state.replaced").exists()
+    assert_same_parameters(load_checkpoint(again)["student"], load_checkpoint(uninterrupted)["student"], atol=0)
+    # changed code (or data): the rerun was asked for, so the finished run is retrained
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path, code_version="code-2")
+    assert "starting fresh: the state holds a finished, published run" in caplog.text and "step 1/6" in caplog.text
+    assert json.loads((tmp_path / "state" / "published.json").read_text())["inputs"]["code"] == "code-2"
+
+
+def test_a_state_folder_another_live_process_trains_in_is_refused(toy_dataset, tmp_path, caplog):
+    import os
+    import socket
+    import subprocess
+
+    from semantoks.model.state_lock import LOCK_NAME
+
+    config = tiny_config(steps=2)
+    (tmp_path / "state").mkdir()
+    lock = tmp_path / "state" / LOCK_NAME
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "since": "2026-01-01T00:00:00"}))
+    with pytest.raises(SemantoksError, match=rf"{LOCK_NAME}: process {os.getppid()} on .* has been training in this "
+                                             r"state folder since 2026-01-01T00:00:00; wait for it"):
+        pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "state" / "checkpoint.pt").exists()
+    # a lock whose process is gone is taken over, and released when training ends
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": gone.pid, "since": "2026-01-01T00:00:00"}))
+    with caplog.at_level(logging.WARNING):
+        pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert "taking over a lock left by a process that is gone" in caplog.text and not lock.exists()
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
+
+
 def test_max_minutes_stops_cleanly_with_a_checkpoint_and_a_rerun_continues(toy_dataset, uninterrupted, tmp_path,
                                                                            caplog):
     config = tiny_config()
@@ -458,7 +560,12 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint_and_a_rerun_continues(toy_d
     assert load_checkpoint(stopped)["stopped_early"] == "the max_minutes budget of 1e-09 minutes was spent"
     assert "stopped early at step 1 of 6 (the max_minutes budget of 1e-09 minutes was spent)" in caplog.text
     assert json.loads((tmp_path / "state" / "published.json").read_text())["stopped_early"].startswith("the max")
+    # the outputs exist, so only a forced rerun continues: the log says so (the report and card read training.json)
+    assert "continue it with `snakemake --forcerun pretrain`" in caplog.text
+    assert json.loads((tmp_path / "training.json").read_text()) == {
+        "step": 1, "steps": 6, "stopped_early": "the max_minutes budget of 1e-09 minutes was spent"}
     final = pretrain(config, toy_dataset, ATLAS, ["A", "B"], tmp_path)
+    assert json.loads((tmp_path / "training.json").read_text())["stopped_early"] is None
     assert_same_parameters(load_checkpoint(final)["teacher"], load_checkpoint(uninterrupted)["teacher"])
     assert load_checkpoint(final)["stopped_early"] is None
 
@@ -654,7 +761,8 @@ def test_pretrain_after_a_data_change_never_continues_the_old_model(workflow_uni
 
 
 @pytest.mark.slow
-def test_forcerun_pretrain_retrains_from_scratch(workflow_uninterrupted, repo_root, tmp_path):
+def test_forcerun_pretrain_publishes_an_unchanged_finished_run_and_resume_never_retrains(workflow_uninterrupted,
+                                                                                          repo_root, tmp_path):
     import shutil
 
     workdir = tmp_path / "copy"
@@ -662,11 +770,52 @@ def test_forcerun_pretrain_retrains_from_scratch(workflow_uninterrupted, repo_ro
     before = load_checkpoint(workdir / "model" / "checkpoint.pt")
     run_workflow(workdir, "--forcerun", "pretrain")
     log_text = (workdir / "model" / "pretrain.log").read_text()
-    assert "starting fresh: the state holds a finished, published run" in log_text
-    assert "pretraining finished at step 40" in log_text and "step 5/40 | loss total" in log_text
+    assert "publishing it again without training" in log_text and "step 5/40 | loss total" not in log_text
+    assert_same_parameters(load_checkpoint(workdir / "model" / "checkpoint.pt")["teacher"], before["teacher"], atol=0)
+    # resume: never is operational (reruns nothing by itself); with --forcerun it retrains from scratch
+    import yaml
+
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["pretrain"]["resume"] = "never"
+    (workdir / "config.yaml").write_text(yaml_dump(config))
+    run_workflow(workdir, "--forcerun", "pretrain")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "starting fresh: pretrain resume is never" in log_text and "step 5/40 | loss total" in log_text
     after = load_checkpoint(workdir / "model" / "checkpoint.pt")
     assert after["step"] == KILL_TEST_STEPS
     assert_same_parameters(after["teacher"], before["teacher"], atol=0)
+
+
+@pytest.mark.slow
+def test_a_job_that_finished_after_its_snakemake_was_lost_is_not_retrained(workflow_uninterrupted, repo_root,
+                                                                           tmp_path):
+    # a lost login node: Snakemake dies, its pretrain job runs on and publishes; --unlock and a rerun retrained it
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from semantoks.model.state_lock import LOCK_NAME
+
+    workdir = snakemake_workdir(tmp_path, repo_root)
+    process = subprocess.Popen(snakemake_command(workdir), start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = workdir / "model" / "state"
+    deadline = time.monotonic() + 300
+    while not (state / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    while (state / LOCK_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (workdir / "model" / "checkpoint.pt").is_file(), "the orphaned job did not finish"
+    run_workflow(workdir, "--unlock")
+    run_workflow(workdir, "--rerun-incomplete")
+    log_text = (workdir / "model" / "pretrain.log").read_text()
+    assert "publishing it again without training" in log_text and "starting fresh" not in log_text
+    expected = load_checkpoint(workflow_uninterrupted / "model" / "checkpoint.pt")
+    assert_same_parameters(load_checkpoint(workdir / "model" / "checkpoint.pt")["teacher"], expected["teacher"],
+                           atol=0)
 
 
 def test_online_phenotype_scores_find_what_the_features_encode():

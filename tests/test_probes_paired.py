@@ -18,8 +18,16 @@ from semantoks.probes.fusion import (
     language_feature_sets,
     probed_feature_sets,
 )
-from semantoks.probes.paired import PAIRED_COLUMNS, comparison_pairs, corrected_paired_t, paired_comparisons
+from semantoks.probes.paired import (
+    PAIRED_COLUMNS,
+    comparison_pairs,
+    corrected_paired_t,
+    holm,
+    paired_comparisons,
+    with_holm,
+)
 from semantoks.probes.summary import read_probe_records, summarise
+from semantoks.seeds import pretrain_seeds, split_seed
 
 
 def test_corrected_t_matches_the_hand_computed_nadeau_bengio_value():
@@ -76,7 +84,8 @@ def _record(metrics_a, metrics_b, n_train=8, n_test=2):
 def test_paired_rows_use_the_records_splits_for_the_correction():
     rows = paired_comparisons(_record([0.8, 0.7, 0.9, 0.6], [0.6, 0.6, 0.7, 0.5], n_train=80, n_test=20))
     assert [(r["a"], r["b"], r["metric"]) for r in rows] == [("model", "random_init", "r2"), ("model", "random_init", "mae")]
-    assert set(rows[0]) == set(PAIRED_COLUMNS)
+    # p_holm is added when the phenotype's records are merged (its family spans the language job's rows)
+    assert set(rows[0]) | {"p_holm"} == set(PAIRED_COLUMNS)
     assert rows[0]["t"] == pytest.approx(3.674235, rel=1e-6) and rows[0]["n_test"] == 20
     assert rows[1]["p_corrected"] == 1.0
     assert paired_comparisons({**_record([0.1], [0.2]), "status": "skipped"}) == []
@@ -196,6 +205,91 @@ def test_language_sets_on_other_subjects_than_the_main_record_are_one_line(tmp_p
         probe_phenotype({"codes_8": (meta.iloc[5:], model[5:])}, phenotypes, "level", spec, n_repeats=3,
                         n_permutations=2, reference=main)
     assert "\n" not in str(error.value)
+
+
+def test_holm_matches_the_hand_computed_step_down_values():
+    # m = 4 sorted p 0.01, 0.02, 0.03, 0.2: 4*0.01 = 0.04, 3*0.02 = 0.06, 2*0.03 = 0.06, 1*0.2 = 0.2
+    assert holm([0.03, None, 0.2, 0.01, 0.02]) == pytest.approx([0.06, None, 0.2, 0.04, 0.06])
+    # monotone: a later raw p never gets a smaller adjusted one; capped at 1
+    assert holm([0.04, 0.041, 0.9]) == pytest.approx([0.12, 0.12, 0.9])
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
+
+
+def test_holm_families_are_phenotype_by_metric_by_seed_level():
+    rows = [{"phenotype": "age", "metric": "r2", "seed": None, "p_corrected": 0.01},
+            {"phenotype": "age", "metric": "r2", "seed": None, "p_corrected": 0.04},
+            {"phenotype": "age", "metric": "mae", "seed": None, "p_corrected": 0.04},
+            {"phenotype": "age", "metric": "r2", "seed": 1, "p_corrected": 0.04},
+            {"phenotype": "sex", "metric": "r2", "seed": None, "p_corrected": 0.04}]
+    assert [r["p_holm"] for r in with_holm(rows)] == pytest.approx([0.02, 0.04, 0.04, 0.04, 0.04])
+    assert "p_holm" not in rows[0]
+
+
+def test_the_pretrain_seeds_start_at_the_configured_seed():
+    assert pretrain_seeds({"seed": 5, "seeds": 3}) == [5, 6, 7]
+    assert pretrain_seeds({"seed": 0}) == [0]
+    assert split_seed("model+network_fc@12") == ("model+network_fc", 12) and split_seed("fc") == ("fc", None)
+
+
+def test_sets_made_with_the_model_are_probed_once_per_seed_with_that_seeds_files():
+    drawn = probed_feature_sets(["model", "fc", "model+network_fc", "random_init"], seeds=[0, 1])
+    assert drawn == ["model@0", "model@1", "fc", "model+network_fc@0", "model+network_fc@1", "random_init@0",
+                     "random_init@1"]
+    assert feature_files(drawn) == ["model@0", "model@1", "fc", "network_fc", "random_init@0", "random_init@1"]
+    assert probed_feature_sets(["model", "fc"], pretrain_enabled=False, seeds=[0, 1]) == ["fc"]
+
+
+def test_per_seed_tests_pair_seeds_and_the_pooled_test_averages_the_split_differences_over_seeds():
+    pairs = comparison_pairs(["model", "random_init", "fc", "model@0", "model@1", "random_init@0", "random_init@1"])
+    assert ("model", "random_init") in pairs and ("model@1", "random_init@1") in pairs
+    assert ("model@1", "random_init@0") not in pairs and ("model@0", "fc") in pairs
+
+
+def _seeded_cohort(n_subjects=60, seeds=(0, 1, 2)):
+    """Per-seed `model` sets that carry the label with seed-dependent noise; `random_init` per seed is noise."""
+    feature_sets, phenotypes = _two_block_cohort(n_subjects)
+    meta, model = feature_sets["model"]
+    rng = np.random.default_rng(7)
+    drawn = {"network_fc": feature_sets["network_fc"]}
+    for seed in seeds:
+        drawn[f"model@{seed}"] = (meta, model + (1 + seed) * rng.normal(size=model.shape))
+        drawn[f"random_init@{seed}"] = (meta, rng.normal(size=(n_subjects, 8)))
+    return drawn, phenotypes
+
+
+def test_seeds_pool_per_split_with_their_range_and_keep_their_own_rows(tmp_path):
+    feature_sets, phenotypes = _seeded_cohort()
+    spec = {"type": "continuous", "source": "level"}
+    record = probe_phenotype(feature_sets, phenotypes, "level", spec, n_repeats=5, n_permutations=5,
+                             out_json=tmp_path / "level.json")
+    sets = record["feature_sets"]
+    assert list(sets)[:3] == ["network_fc", "model", "model@0"] and sets["model"]["seeds"] == [0, 1, 2]
+    per_seed = np.array([sets[f"model@{s}"]["metrics"]["r2"] for s in (0, 1, 2)])
+    np.testing.assert_allclose(sets["model"]["metrics"]["r2"], per_seed.mean(axis=0))
+    means = [sets[f"model@{s}"]["summary"]["r2"]["mean"] for s in (0, 1, 2)]
+    pooled = sets["model"]["summary"]["r2"]
+    assert (pooled["seed_min"], pooled["seed_max"]) == (min(means), max(means)) and pooled["seed_min"] < pooled["seed_max"]
+    assert pooled["mean"] == pytest.approx(np.mean(means))
+    rows = {(r["a"], r["b"], r["metric"]): r for r in record["paired"]}
+    diff = per_seed - np.array([sets[f"random_init@{s}"]["metrics"]["r2"] for s in (0, 1, 2)])
+    test = corrected_paired_t(diff.mean(axis=0), np.zeros(5), *[rows[("model", "random_init", "r2")][k]
+                                                                 for k in ("n_train", "n_test")])
+    assert rows[("model", "random_init", "r2")]["t"] == pytest.approx(test["t"])
+    assert rows[("model@2", "random_init@2", "r2")]["seed"] == 2 and rows[("model", "random_init", "r2")]["seed"] is None
+    summary = summarise([tmp_path / "level.json"], tmp_path / "summary.tsv", tmp_path / "paired.tsv")
+    model = summary[(summary["feature_set"] == "model") & (summary["metric"] == "r2")].iloc[0]
+    assert model["n_seeds"] == 3 and (model["seed_min"], model["seed_max"]) == (min(means), max(means))
+    assert {"model@0", "random_init@2"} <= set(summary["feature_set"])
+    table = pd.read_csv(tmp_path / "paired.tsv", sep="\t", na_values=["n/a"])
+    assert table["p_holm"].notna().all() and (table["p_holm"] >= table["p_corrected"]).all()
+
+
+def test_one_seed_keeps_the_plain_names(tmp_path):
+    feature_sets, phenotypes = _seeded_cohort(seeds=(4,))
+    record = probe_phenotype(feature_sets, phenotypes, "level", {"type": "continuous", "source": "level"},
+                             n_repeats=3, n_permutations=2)
+    assert list(record["feature_sets"]) == ["network_fc", "model", "random_init"]
+    assert record["feature_sets"]["model"]["seeds"] == [4]
 
 
 def test_split_features_fit_tangent_fc_on_the_training_rows_and_fold_fused_blocks_part_by_part():

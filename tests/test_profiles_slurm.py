@@ -69,7 +69,7 @@ def test_pretrain_on_four_gpus_is_one_task_so_torchrun_starts_once(workdir, repo
     profile = workdir / "profiles" / "slurm" / "config.yaml"
     # what the profile tells a user to edit for several GPUs
     profile.write_text(profile.read_text().replace("    gpu: 1\n", "    gpu: 4\n"))
-    calls, output = submit(workdir, repo_root, templateflow_home, ["results/models/tiny_Schaefer100x7/checkpoint.pt"],
+    calls, output = submit(workdir, repo_root, templateflow_home, ["results/models/tiny_Schaefer100x7/seed-0/checkpoint.pt"],
                            "--allowed-rules", "pretrain")
     assert len(calls) == 1, output
     assert options(calls[0]) == documented_options(repo_root)["pretrain"].replace("--gpus=1", "--gpus=4")

@@ -169,7 +169,7 @@ def test_report_states_which_paired_differences_are_significant(report_inputs):
     page = build_report(**report_inputs).read_text()
     section = page.split("<h3>Paired comparisons</h3>")[1].split("<h2>")[0]
     # fc carries the signal and noise does not: the paired test says so in words
-    assert re.search(r"fc beats noise on group \(balanced accuracy [\d.]+ vs [\d.]+, corrected p = [\d.]+\)", section)
+    assert re.search(r"fc beats noise on group \(balanced accuracy [\d.]+ vs [\d.]+, Holm-corrected p = [\d.]+\)", section)
     assert "noise vs fc" in section and "Nadeau-Bengio" in section
 
 
@@ -184,7 +184,7 @@ def test_report_says_when_no_paired_difference_is_significant(report_inputs):
         path.write_text(json.dumps(record))
         paths.append(path)
     page = build_report(**{**report_inputs, "phenotype_jsons": paths}).read_text()
-    assert "No difference between feature sets is significant at p &lt; 0.05." in page
+    assert "No difference between feature sets is significant at Holm-corrected p &lt; 0.05." in page
 
 
 def test_report_shows_language_sets_probed_beside_the_main_records_as_one_phenotype(report_inputs, tmp_path):
@@ -208,3 +208,83 @@ def test_report_shows_language_sets_probed_beside_the_main_records_as_one_phenot
     page = build_report(**{**report_inputs, "summary_tsv": tmp_path / "summary.tsv", "phenotype_jsons": jsons}).read_text()
     assert "2 of 3 phenotypes probed with 3 feature sets (fc, model_aligned, noise)" in page
     assert "<td>model_aligned</td>" in page and "model_aligned vs fc" in page
+
+
+def _seeded_probe_jsons(out, model_signal, n=40, seeds=(0, 1, 2)):
+    """Records of two phenotypes probed on 9 sets, model and random_init drawn at three seeds; fc carries the
+    label, and the model carries it when `model_signal` (else it is noise)."""
+    from semantoks.probes import probe_phenotype
+
+    rng = np.random.default_rng(3)
+    signal = rng.normal(size=n)
+    subjects = [f"{i:02d}" for i in range(n)]
+    meta = pd.DataFrame({"cohort": "demo", "scan_id": [f"sub-{s}" for s in subjects], "subject": subjects})
+    informative = lambda noise: np.outer(signal, rng.normal(size=12)) + noise * rng.normal(size=(n, 12))  # noqa: E731
+    sets = {"fc": (meta, informative(1.0)), "network_fc": (meta, rng.normal(size=(n, 6)))}
+    for name in ("dynamics", "fc_dynamics", "tangent_fc", "noise_a", "noise_b"):
+        sets[name] = (meta, rng.normal(size=(n, 5)))
+    for seed in seeds:
+        sets[f"model@{seed}"] = (meta, informative(0.3) if model_signal else rng.normal(size=(n, 12)))
+        sets[f"random_init@{seed}"] = (meta, rng.normal(size=(n, 12)))
+    phenotypes = pd.DataFrame({"subject": subjects, "group": np.where(signal > 0, "a", "b"), "score": signal})
+    paths = []
+    for name, kind in (("group", "binary"), ("score", "continuous")):
+        paths.append(out / f"{name}.json")
+        probe_phenotype(sets, phenotypes, name, {"type": kind, "source": name}, n_repeats=5, n_permutations=5,
+                        out_json=paths[-1])
+    from semantoks.probes import summarise
+
+    summarise(paths, out / "summary.tsv", out / "paired.tsv")
+    return {"summary_tsv": out / "summary.tsv", "phenotype_jsons": paths}
+
+
+@pytest.mark.parametrize("model_signal", [False, True])
+def test_report_leads_with_the_model_against_its_best_baseline(report_inputs, tmp_path, model_signal):
+    probes = _seeded_probe_jsons(tmp_path, model_signal)
+    page = build_report(**{**report_inputs, **probes}).read_text()
+    assert page.index("What pretraining bought") < page.index("<h2>Probe results</h2>")
+    lead = page.split("What pretraining bought")[1].split("<h2>")[0]
+    paired = pd.read_csv(tmp_path / "paired.tsv", sep="\t", na_values=["n/a"])
+    pooled = paired.query("phenotype == 'score' and metric == 'r2' and a == 'model' and seed.isna()")
+    best = pooled.loc[pooled["mean_b"].idxmax()]
+    # the strongest baseline, not only random_init, with its Holm p and the model's seed range
+    assert best["b"] == "fc" and f"fc {best['mean_b']:.3f}" in lead and f"{best['p_holm']:.3f}" in lead
+    summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t", na_values=["n/a"])
+    model = summary.query("phenotype == 'score' and metric == 'r2' and feature_set == 'model'").iloc[0]
+    assert f"{model['mean']:.3f} [{model['seed_min']:.3f}, {model['seed_max']:.3f}]" in lead
+    if model_signal:
+        assert "beats baselines after Holm" in lead and "random_init" in lead.split("beats baselines")[1]
+    else:
+        assert "The pretrained model beats no baseline on any phenotype" in lead and ">better<" not in lead
+
+
+def test_probe_figure_keeps_9_feature_sets_over_seeds_apart(tmp_path):
+    from semantoks.report.figures import probe_bars_figure, to_png
+
+    probes = _seeded_probe_jsons(tmp_path, model_signal=True)
+    records = [json.loads(path.read_text()) for path in probes["phenotype_jsons"]]
+    figure = probe_bars_figure(records)
+    renderer = figure.canvas.get_renderer()
+    texts = [t for ax in figure.axes for t in [*ax.get_yticklabels(), *ax.get_xticklabels(), ax.title, ax.xaxis.label]
+             if t.get_text()]
+    assert sum(t.get_text().startswith("model, 3 seeds  (p = ") for t in texts) == 2
+    assert {t.get_text().split("  ")[0] for ax in figure.axes for t in ax.get_yticklabels()} >= {
+        "fc", "network_fc", "dynamics", "fc_dynamics", "tangent_fc", "noise_a", "noise_b", "random_init, 3 seeds"}
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    overlaps = [(texts[i].get_text(), texts[j].get_text()) for i in range(len(boxes)) for j in range(i)
+                if boxes[i].overlaps(boxes[j])]
+    assert overlaps == []
+    (tmp_path / "probe_bars.png").write_bytes(to_png(figure))
+
+
+def test_a_training_stopped_early_says_so_in_the_report(report_inputs):
+    # a max_minutes stop read "over 164 steps", as if training had run its course
+    log_csv = report_inputs["log_csv"]
+    steps = int(pd.read_csv(log_csv)["step"].max())
+    build_report(**report_inputs)
+    assert f"over {steps} steps" in report_inputs["out_html"].read_text()
+    log_csv.with_name("training.json").write_text(json.dumps(
+        {"step": steps, "steps": 20000, "stopped_early": "the max_minutes budget of 225 minutes was spent"}))
+    build_report(**report_inputs)
+    assert (f"over {steps} of 20000 planned steps (training stopped early: the max_minutes budget of 225 minutes "
+            "was spent)") in report_inputs["out_html"].read_text()

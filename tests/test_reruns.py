@@ -27,7 +27,9 @@ PROBE_LANGUAGE = {"probe_language"} | SUMMARY
 PROBES = {"probe_phenotype"} | PROBE_LANGUAGE
 LANGUAGE_EVAL = {"language_eval"} | REPORT
 CODES = {"codes"} | LANGUAGE_EVAL | PROBE_LANGUAGE
-ALIGN = {"align"} | CODES
+# the trained text-aligned tokenizer reads the aligned tokens and the text space
+VQ = {"vq_codes"} | LANGUAGE_EVAL | PROBE_LANGUAGE
+ALIGN = {"align"} | CODES | VQ
 LANGUAGE = {"descriptors", "text_embed"} | ALIGN
 EMBED = {"embed"} | PROBES | ALIGN
 PRETRAIN = {"pretrain", "embed:model"} | PROBES | ALIGN
@@ -194,3 +196,20 @@ def test_snakemake_report_zip_holds_the_html_report_the_probe_table_and_every_fi
     for caption in ("report.rst", "probe_summary.rst", "figures.rst"):
         first_line = (workdir / "workflow" / "report" / caption).read_text().splitlines()[0]
         assert first_line.split(":")[0] in pages
+
+
+@pytest.mark.slow
+def test_a_new_pretraining_seed_trains_and_embeds_only_that_seed(finished_workflow):
+    workdir, _, templateflow_home = finished_workflow
+    path = workdir / CONFIG
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    config["pretrain"]["seeds"] = config["pretrain"].get("seeds", 1) + 1
+    path.write_text(yaml.safe_dump(config))
+    try:
+        jobs = dry_run_jobs(workdir, templateflow_home)
+        assert {name: jobs[name] for name in ("pretrain", "embed:model", "embed:random_init")} == {
+            "pretrain": 1, "embed:model": 1, "embed:random_init": 1}
+        assert set(jobs) == {"pretrain", "embed:model", "embed:random_init"} | PROBES
+    finally:
+        path.write_text(original)

@@ -328,3 +328,140 @@ def test_parcels_by_position_from_the_column_field(tmp_path):
     table = pq.read_table(parquet)
     assert table.schema.names == ["frame", "C", "A"]
     assert table["C"].to_pylist() == [3, 6, 9, 12] and table["A"].to_pylist() == [1, 4, 7, 10]
+
+
+def test_nonfinite_values_are_missing_counted_and_too_few_parcels_excluded(tmp_path):
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    spiky, sparse = _series(4, 10), _series(5, 10)
+    spiky[2, 1], spiky[3, 4], spiky[5, 0] = np.inf, -np.inf, np.nan
+    sparse[:, :3] = np.nan
+    np.save(folder / "sub-01.npy", spiky)
+    np.save(folder / "sub-02.npy", sparse)
+    outputs = import_roi_timeseries(folder, r"sub-(?P<subject>\d+)\.npy", "lab", "toy", tmp_path / "ts", tr=2.0)
+    first, second = (json.loads(qc.read_text()) for _, qc in outputs)
+    assert first["included"] and first["n_nonfinite_values"] == 3 and first["n_uncovered_parcels"] == 0
+    table = pq.read_table(outputs[0][0])
+    values = np.column_stack([table[n].to_numpy() for n in table.schema.names[1:]])
+    assert np.isnan(values[[2, 3, 5], [1, 4, 0]]).all() and np.isfinite(values).sum() == 47
+    assert not second["included"] and second["n_uncovered_parcels"] == 3 and second["n_nonfinite_values"] == 30
+    assert second["reason"] == "Only 2 of 5 parcels hold data (at least 50% are needed); 30 values are NaN or inf."
+
+
+def test_roi_files_whose_subjects_differ_only_in_leading_zeros_are_refused(tmp_path):
+    # ROI files 0050958 and 50958 became two subjects with the same phenotype row
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    for label, seed in (("0050958", 1), ("50958", 2)):
+        _write_1d(folder / f"NYU_{label}_rois_cc200.1D", _series(seed, 10))
+    with pytest.raises(SemantoksError, match=r"subjects '0050958' \(.*NYU_0050958_rois_cc200.1D\) and '50958' "
+                                             r"\(.*NYU_50958_rois_cc200.1D\) differ only in leading zeros"):
+        import_roi_timeseries(folder, PATTERN, "abide", "cc200", tmp_path / "ts", tr=2.0)
+    assert not (tmp_path / "ts").exists()
+
+
+def test_numbered_headers_match_the_labels_table_by_value_or_name_whatever_its_row_order(tmp_path):
+    # '#1 ... #N' headers were matched to the table by row order: a reordered table mislabelled parcels and networks
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    data = _series(6, 10, 4)
+    np.savetxt(folder / "sub-01.1D", data, delimiter="\t", header="\t".join(f"#{i}" for i in range(1, 5)),
+               comments="", fmt="%.4f")
+    by_index = pd.DataFrame({"index": [3, 1, 4, 2], "name": ["C", "A", "D", "B"], "network": ["N3", "N1", "N4", "N2"]})
+    by_name = pd.DataFrame({"name": ["3", "1", "4", "2"], "network": ["N3", "N1", "N4", "N2"]})
+    for name, labels in (("index", by_index), ("name", by_name)):
+        (parquet, _), = import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / name, tr=2.0,
+                                              labels=labels)
+        table = pq.read_table(parquet)
+        assert table.schema.names[1:] == labels["name"].tolist()
+        values = np.column_stack([table[n].to_numpy() for n in table.schema.names[1:]])
+        np.testing.assert_array_equal(values, data[:, [2, 0, 3, 1]].astype(np.float32))
+    # no one-to-one match (a value missing from the table): refused, not paired by row order
+    with pytest.raises(SemantoksError, match=r"column 1 is headed '1' but the labels table's parcel 1 is 'C', and the "
+                                             r"header matches neither the table's names nor its index values"):
+        import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / "bad", tr=2.0,
+                              labels=by_index.assign(index=[3, 7, 4, 2]))
+
+
+def test_the_labels_table_is_checked_when_the_config_is_read(abide_folder, tmp_path):
+    # a table without a network column, blank networks, or a row short was "valid" and failed at the first job
+    folder, _ = abide_folder
+    tables = {
+        "short": "name\tnetwork\nA\tVis\nB\tVis\nC\tDefault\nD\tDefault\n",
+        "blank": "name\tnetwork\nA\t\nB\t\nC\t\nD\t\nE\t\n",
+        "nonet": "name\nA\nB\nC\nD\nE\n",
+    }
+    expected = {
+        "short": r"short.tsv: 4 rows but the time-series files have 5 parcels",
+        "blank": r"blank.tsv: the network column is blank for every parcel, so the model would see one network",
+        "nonet": r"nonet.tsv: no network column; add one .* or set cohorts.abide.roi.dseg",
+    }
+    for name, text in tables.items():
+        (tmp_path / f"{name}.tsv").write_text(text)
+        roi = {"files": str(folder), "pattern": PATTERN, "parcellation": "CC200", "labels": str(tmp_path / f"{name}.tsv")}
+        with pytest.raises(SemantoksError, match=expected[name]):
+            parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": roi}}})
+    (tmp_path / "good.tsv").write_text("name\tnetwork\nA\tVis\nB\tVis\nC\t\nD\tDefault\nE\tDefault\n")
+    roi = {"files": str(folder), "pattern": PATTERN, "parcellation": "CC200", "labels": str(tmp_path / "good.tsv")}
+    assert parcellation_id({"cohorts": {"abide": {"source": "roi", "roi": roi}}}) == "CC200"
+
+
+def test_a_hemisphere_column_can_mark_midline_parcels_as_the_projects_labels_tsv_does(tmp_path):
+    from semantoks.cohorts.roi_parcellation import read_roi_labels
+
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("index\tname\tnetwork\themisphere\n1\tA\tVis\tL\n2\tVermis\tCont\tunknown\n3\tB\tVis\tright\n"
+                      "4\tC\tVis\tmidline\n")
+    table, _ = read_roi_labels(labels, {})
+    assert table["hemisphere"].tolist() == ["L", "unknown", "R", "unknown"]
+    labels.write_text("name\tnetwork\themisphere\nA\tVis\tX\n")
+    with pytest.raises(SemantoksError, match=r"hemisphere 'X' is not L or R; .*or unknown, midline or blank"):
+        read_roi_labels(labels, {})
+
+
+def test_scans_shorter_than_roi_min_seconds_are_excluded_with_their_reason(tmp_path):
+    # a 30 s ROI scan was included; the fMRIPrep route skips runs below its minimum length
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    np.save(folder / "sub-01.npy", _series(7, 15))
+    np.save(folder / "sub-02.npy", _series(8, 60))
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("name\tnetwork\n" + "".join(f"P{i}\tVis\n" for i in range(5)))
+    roi = {"files": str(folder), "pattern": r"sub-(?P<subject>\d+)\.npy", "parcellation": "Toy", "labels": str(labels),
+           "tr": 2.0}
+    first, second = (json.loads(qc.read_text()) for _, qc in import_roi_cohort("lab", roi, {}, tmp_path / "ts"))
+    assert not first["included"] and first["reason"] == "Only 15 volumes (30 s), below the 120 s of roi.min_seconds."
+    assert second["included"] and second["n_frames"] == 60
+    outputs = import_roi_cohort("lab", {**roi, "min_seconds": 20}, {}, tmp_path / "ts")
+    assert json.loads(outputs[0][1].read_text())["included"]
+
+
+def test_a_file_stored_in_the_other_orientation_is_named_as_such(tmp_path):
+    # the message said "shape (5, 12) has no axis of 5 parcels"
+    folder = tmp_path / "rois"
+    folder.mkdir()
+    for subject, seed in (("01", 1), ("02", 2)):
+        np.save(folder / f"sub-{subject}.npy", _series(seed, 12))
+    np.save(folder / "sub-03.npy", _series(3, 12).T)
+    labels = pd.DataFrame({"name": [f"P{i}" for i in range(5)], "network": "Vis"})
+    with pytest.raises(SemantoksError, match=r"sub-03.npy: shape \(5, 12\) holds the 5 parcels on the other axis than "
+                                             r"the other files \(frames x parcels\); save it as frames x parcels"):
+        import_roi_timeseries(folder, r"sub-(?P<subject>\d+)", "lab", "toy", tmp_path / "ts", tr=2.0, labels=labels)
+
+
+def test_only_the_phenotype_cells_the_import_reads_decide_its_reruns(tmp_path):
+    # a byte-identical copy of the table, or an edited age cell, reran import, dataset and pretraining (27 jobs)
+    from semantoks.cohorts.roi_import import import_phenotype_values
+
+    table = tmp_path / "p.tsv"
+    table.write_text("participant_id\tsite\tage\nsub-01\tNYU\t20\nsub-02\tUM\t30\n")
+    roi = {"site_column": "site", "tr_by_site": {"NYU": 2.0, "UM": 2.5}}
+    digest = import_phenotype_values(roi, {"table": str(table)})
+    copy = tmp_path / "copy.tsv"
+    copy.write_bytes(table.read_bytes())
+    assert import_phenotype_values(roi, {"table": str(copy)}) == digest
+    table.write_text("participant_id\tsite\tage\nsub-01\tNYU\t21\nsub-02\tUM\t30\n")
+    assert import_phenotype_values(roi, {"table": str(table)}) == digest
+    table.write_text("participant_id\tsite\tage\nsub-01\tUM\t21\nsub-02\tUM\t30\n")
+    assert import_phenotype_values(roi, {"table": str(table)}) != digest
+    assert import_phenotype_values({"tr": 2.0}, {"table": str(table)}) is None

@@ -1,3 +1,4 @@
+import errno
 import os
 import subprocess
 import sys
@@ -45,3 +46,17 @@ def test_rule_script_applies_the_rule_threads_and_turns_errors_into_one_line(res
             raise SemantoksError("config.yaml: probe.n_repeats must be positive; set it to 1 or more.")
     assert capsys.readouterr().err.strip().endswith("probe.n_repeats must be positive; set it to 1 or more.")
     assert "n_repeats" in (tmp_path / "job.log").read_text()
+
+
+def test_a_full_disk_in_a_rule_script_is_one_line_and_exit_1(tmp_path, capsys, restored_threads):
+    snakemake = SimpleNamespace(log=[str(tmp_path / "rule.log")], rule="dataset_partition", threads=1)
+    with pytest.raises(SystemExit) as exited:
+        with rule_script(snakemake):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "part-0.parquet"))
+    assert exited.value.code == 1
+    line = f"{tmp_path / 'part-0.parquet'}: No space left on device; free space on that disk or write elsewhere."
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"semantoks: {line}"
+    assert line in (tmp_path / "rule.log").read_text()
+    with pytest.raises(OSError):
+        with rule_script(snakemake):
+            raise OSError(errno.EIO, "Input/output error")

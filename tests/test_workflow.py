@@ -98,7 +98,9 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
     codes = f"codes_{DEMO_CONFIG['language']['codes_k']}"
     vq = f"vq_{DEMO_CONFIG['language']['vq_codebook_size']}"
     baselines = {"fc", "network_fc", "tangent_fc", "dynamics", "fc+dynamics"}
-    assert set(summary["feature_set"]) == {"model", "random_init", *baselines, "model_aligned", codes, vq}
+    # model and random_init pooled over the pretraining seeds, and one row per seed
+    per_seed = {f"{name}@{seed}" for name in ("model", "random_init") for seed in range(DEMO_CONFIG["pretrain"]["seeds"])}
+    assert set(summary["feature_set"]) == {"model", "random_init", *per_seed, *baselines, "model_aligned", codes, vq}
     assert (summary.query("feature_set in @baselines")["status"] == "ok").all()
     assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned"}
     assert summary["shuffled_mean"].notna().all()
@@ -108,7 +110,7 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
 def test_checkpoint_carries_atlas_order_and_preprocessing(demo_run):
     import torch
 
-    checkpoint = torch.load(demo_run / "models" / "tiny_Schaefer100x7" / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(demo_run / "models" / "tiny_Schaefer100x7" / "seed-0" / "checkpoint.pt", weights_only=False)
     identity = checkpoint["data_identity"]
     labels = pd.read_csv(demo_run / "atlas" / "Schaefer100x7" / "labels.tsv", sep="\t")
     assert identity["atlas_id"] == "Schaefer100x7"
@@ -219,6 +221,15 @@ def test_paired_table_compares_the_model_with_its_random_init_control(demo_run):
     paired = pd.read_csv(demo_run / "probes" / "paired.tsv", sep="\t", na_values=["n/a"])
     row = paired.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and a == 'model' and b == 'random_init'")
     assert len(row) == 1 and row.iloc[0]["n_splits"] == 5 and 0 <= row.iloc[0]["p_corrected"] <= 1
+    # pooled over the seeds, and per seed against the same seed's control; Holm never lowers a p
+    assert row.iloc[0]["p_corrected"] <= row.iloc[0]["p_holm"] <= 1 and pd.isna(row.iloc[0]["seed"])
+    seeds = paired.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and a.str.startswith('model@')"
+                         " and b.str.startswith('random_init@')")
+    assert sorted(zip(seeds["a"], seeds["b"])) == [("model@0", "random_init@0"), ("model@1", "random_init@1")]
+    summary = pd.read_csv(demo_run / "probes" / "summary.tsv", sep="\t", na_values=["n/a"])
+    model = summary.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and feature_set == 'model'")
+    per_seed = summary.query("phenotype == 'diagnosis' and metric == 'balanced_accuracy' and feature_set.str.startswith('model@')")
+    assert model.iloc[0]["n_seeds"] == 2 and model.iloc[0]["seed_min"] == per_seed["mean"].min()
     assert "Paired comparisons" in (demo_run / "report" / "report.html").read_text()
 
 
@@ -229,9 +240,22 @@ def test_fused_feature_set_reads_its_parts_and_writes_no_file_of_its_own(repo_ro
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
     counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
-    assert counts.get("embed") == "1" and counts.get("connectivity_features") == "1"
-    assert "features/model.parquet" in jobs and "features/network_fc.parquet" in jobs
+    assert counts.get("embed") == str(DEMO_CONFIG["pretrain"]["seeds"]) and counts.get("connectivity_features") == "1"
+    assert "features/model/seed-0.parquet" in jobs and "features/network_fc.parquet" in jobs
     assert "features/model+network_fc" not in jobs
+
+
+def test_each_pretraining_seed_is_one_pretrain_job_in_its_own_folder_and_one_embed_per_set(
+    repo_root, templateflow_home, tmp_path
+):
+    config = {**DEMO_CONFIG, "pretrain": {**DEMO_CONFIG["pretrain"], "seed": 5, "seeds": 3}, "language": {"enabled": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = run_snakemake(tmp_path, repo_root, templateflow_home, "-n").stdout
+    counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
+    assert counts.get("pretrain") == "3" and counts.get("embed") == "6"
+    for seed in (5, 6, 7):
+        assert f"models/tiny_Schaefer100x7/seed-{seed}/checkpoint.pt" in jobs
+        assert f"features/model/seed-{seed}.parquet" in jobs and f"features/random_init/seed-{seed}.parquet" in jobs
 
 
 def test_baseline_sets_are_written_by_their_registry_rules_and_the_fused_one_by_none(repo_root, templateflow_home,
@@ -287,3 +311,25 @@ def test_roi_cohort_test_config_dry_runs_from_import_to_report(repo_root, templa
                   if line.split()[:1] in (["import_roi_timeseries"], ["dataset_partition"], ["report"]))
     assert counts == {"import_roi_timeseries": "1", "dataset_partition": "1", "report": "1"}
     assert "parcellate_run" not in jobs and "simulate_subject" not in jobs
+
+
+def test_a_second_workflow_writing_to_the_same_results_folder_stops_at_parse_time(repo_root, templateflow_home,
+                                                                                   tmp_path):
+    # run B (`simple`) replaced run A's (`scrubbing`) dataset and checkpoint from another working directory
+    from semantoks.results_owner import OWNER_FILE
+
+    shared = tmp_path / "shared_results"
+    first, second = tmp_path / "a", tmp_path / "b"
+    for workdir in (first, second):
+        workdir.mkdir()
+        (workdir / "config.yaml").write_text(yaml.safe_dump({**DEMO_CONFIG, "results": str(shared)}))
+    labels = f"{shared}/atlas/Schaefer100x7/labels.tsv"
+    run_snakemake(first, repo_root, templateflow_home, "-n", labels)
+    assert not (shared / OWNER_FILE).exists()
+    # a run that executes jobs claims the folder for its working directory
+    run_snakemake(first, repo_root, templateflow_home, labels)
+    assert json.loads((shared / OWNER_FILE).read_text())["workdir"] == str(first)
+    assert run_snakemake(first, repo_root, templateflow_home, "-n").returncode == 0
+    result = run_snakemake(second, repo_root, templateflow_home, "-n", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    assert f"{OWNER_FILE}: this results folder belongs to the workflow run from {first}" in result.stdout + result.stderr

@@ -141,6 +141,14 @@ def _names_and_values(timeseries, parcel_names):
         if parcel_names is not None:
             raise SemantoksError("parcel_names= is for arrays; a DataFrame's columns already name its parcels.")
         frame = timeseries.drop(columns=[c for c in _NON_PARCEL_COLUMNS if c in timeseries.columns])
+        from pandas.api.types import is_numeric_dtype
+
+        text = [c for c in frame.columns if not is_numeric_dtype(frame[c])]
+        if text:
+            # a table saved parcels x frames reads as one text column of parcel names
+            raise SemantoksError(
+                f"column {text[0]!r} holds text (first: {str(frame[text[0]].iloc[0])!r}), not numbers; give a table "
+                "of frames x parcels with parcel names as column headers (is it transposed?).")
         names, values = [str(c) for c in frame.columns], frame.to_numpy(dtype=np.float64)
     else:
         values = np.asarray(timeseries, dtype=np.float64)

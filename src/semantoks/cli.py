@@ -6,7 +6,7 @@ import sys
 
 from semantoks import __version__
 from semantoks.config import DEMO_CONFIG
-from semantoks.errors import SemantoksError
+from semantoks.errors import SemantoksError, os_error_line
 
 
 def _check_config(args):
@@ -152,6 +152,12 @@ def main(argv=None):
         args.handler(args)
     except SemantoksError as error:
         print(f"semantoks: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        line = os_error_line(error)
+        if line is None:
+            raise
+        print(f"semantoks: error: {line}", file=sys.stderr)
         return 2
     return 0
 

@@ -18,10 +18,21 @@ def check_config(config, source):
     """Raise SemantoksError for the first cross-key problem of a schema-valid `config` with defaults filled."""
     for check in (_denoise_overrides, _pretrain_window, _pretrain_settings, _cohort_lists, _probe_phenotypes,
                   _probe_split, _probe_confounds, _pretrain_hold_out, _phenotype_classes, _label_transfer_phenotypes,
-                  _fmriprep_version, _shared_data_paths):
+                  _fmriprep_version, _shared_data_paths, _text_encoder_installed):
         problem = check(config)
         if problem:
             raise SemantoksError(f"{source}: {problem}")
+
+
+def _text_encoder_installed(config):
+    # a missing encoder package failed only in the text_embed job, after pretraining
+    language = config.get("language") or {}
+    if not language.get("enabled"):
+        return None
+    from semantoks.language.text_encoders import missing_text_encoder
+
+    problem = missing_text_encoder(language.get("text_encoder"))
+    return f"'language.text_encoder' is {language['text_encoder']!r} but {problem}." if problem else None
 
 
 def _hint(key, known):

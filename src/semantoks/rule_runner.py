@@ -5,7 +5,7 @@ import logging
 import os
 import sys
 
-from semantoks.errors import SemantoksError
+from semantoks.errors import SemantoksError, os_error_line
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -41,4 +41,11 @@ def rule_script(snakemake):
     except SemantoksError as error:
         logging.getLogger("semantoks").error("%s", error)
         print(f"semantoks: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        line = os_error_line(error)
+        if line is None:
+            raise
+        logging.getLogger("semantoks").error("%s", line)
+        print(f"semantoks: {line}", file=sys.stderr)
         sys.exit(1)

@@ -16,11 +16,13 @@ from semantoks.atomic import atomic_path, write_json
 from semantoks.bids_names import scan_id
 
 IMPORTED = "imported"
+# a scan with fewer of its parcels measured (finite, varying) is not imported, kept in the dataset, trained on or encoded
+MIN_VALID_PARCEL_FRACTION = 0.5
 
 
 def run_record(cohort, entities, *, space, atlas, strategy, n_parcels, tr=math.nan, n_volumes=0, n_dummy=0,
                n_frames=0, mean_fd=math.nan, max_fd=math.nan, pct_censored=math.nan, included=False, reason=None,
-               parcel_coverage=None, source="", min_coverage=None, n_uncovered_parcels=None):
+               parcel_coverage=None, source="", min_coverage=None, n_uncovered_parcels=None, n_nonfinite_values=None):
     """The QC record of one run (a JSON-ready dict); `entities` holds sub, task and optional ses, run."""
     coverage = [0.0] * n_parcels if parcel_coverage is None else [round(float(c), 6) for c in parcel_coverage]
     return {
@@ -31,6 +33,7 @@ def run_record(cohort, entities, *, space, atlas, strategy, n_parcels, tr=math.n
         "included": bool(included), "reason": reason, "parcel_coverage": coverage, "source_bold": str(source),
         "min_coverage": None if min_coverage is None else float(min_coverage),
         "n_uncovered_parcels": None if n_uncovered_parcels is None else int(n_uncovered_parcels),
+        "n_nonfinite_values": None if n_nonfinite_values is None else int(n_nonfinite_values),
     }
 
 

@@ -16,7 +16,8 @@ from semantoks.snakemake_threads import reserve_lone_jobs
 reserve_lone_jobs(JobScheduler, SNAKEMAKE_VERSION)
 
 from semantoks.bids_names import xcpd_paths
-from semantoks.cohorts.roi_import import find_roi_scans
+from semantoks.cohorts.roi_import import import_phenotype_values
+from semantoks.cohorts.roi_scans import find_roi_scans
 from semantoks.config import workflow_config
 from semantoks.config_checks import PHENOTYPE_NAME_CHARS
 from semantoks.features.registry import wildcard_constraint
@@ -24,6 +25,8 @@ from semantoks.probes.fusion import ALIGNED_FEATURE_SET, feature_files, language
 from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.probes.labels import phenotype_job_names
 from semantoks.provenance import canonical, code_hash_for_script
+from semantoks.seeds import pretrain_seeds, split_seed
+from semantoks.results_owner import claim_results_folder
 from semantoks.workflow_plan import (
     atlas_spec_from_config,
     bids_string,
@@ -34,6 +37,14 @@ from semantoks.workflow_plan import (
 config.update(workflow_config(config, workflow.configfiles))
 
 R = config["results"]
+# checked when the Snakefile is parsed (jobs re-parse it in subprocesses: the main process checks); claimed only
+# when jobs run, so a dry run or --lint writes nothing
+if workflow.is_main_process:
+    claim_results_folder(R, os.getcwd(), workflow.configfiles, write=False)
+
+
+onstart:
+    claim_results_folder(R, os.getcwd(), workflow.configfiles)
 ATLAS = atlas_spec_from_config(config)
 ATLAS_ID, PLANNED_RUNS = plan_workflow(config)
 ROI_ONLY = all(cohort["source"] == "roi" for cohort in config["cohorts"].values())
@@ -54,7 +65,9 @@ PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
 # keys; read through pretrain_rerun_settings, so an operational key under extra reruns nothing)
 RANDOM_INIT_KEYS = ("preset", "model", "window", "patch_len", "model_tr", "band_pass", "zscore", "filter_order", "seed",
                     "extra")
-FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"])
+# model and random_init are drawn once per pretraining seed (`model@1`), pooled in the probes (semantoks/seeds.py)
+PRETRAIN_SEEDS = pretrain_seeds(config["pretrain"])
+FEATURE_SETS = probed_feature_sets(config["probe"]["feature_sets"], config["pretrain"]["enabled"], PRETRAIN_SEEDS)
 # fused sets (model+network_fc) are built in the probe from these files
 FEATURE_FILES = feature_files(FEATURE_SETS)
 
@@ -66,6 +79,7 @@ wildcard_constraints:
     scan_id=r"sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
     phenotype=PHENOTYPE_NAME_CHARS,
     feature_set="[a-z_]+",
+    seed="-?[0-9]+",
 
 
 ATLAS_LABELS = f"{R}/atlas/{ATLAS_ID}/labels.tsv"
@@ -78,9 +92,14 @@ ROI_IMPORT_INDEX = f"{R}/timeseries/{{cohort}}/roi_import.tsv"
 PARTITION = f"{R}/dataset/timeseries/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 MANIFEST = f"{R}/dataset/manifest/atlas={ATLAS_ID}/cohort={{cohort}}/part-0.parquet"
 PHENOTYPE_TABLE = f"{R}/dataset/phenotypes/cohort={{cohort}}/part-0.parquet"
-MODEL_DIR = f"{R}/models/{config['pretrain']['preset']}_{ATLAS_ID}"
+# one folder per pretraining seed; MODEL_DIR and CHECKPOINT are the first seed's (the language stages and the report use it)
+MODEL_SEED_DIR = f"{R}/models/{config['pretrain']['preset']}_{ATLAS_ID}/seed-{{seed}}"
+MODEL_DIR = MODEL_SEED_DIR.format(seed=PRETRAIN_SEEDS[0])
 CHECKPOINT = f"{MODEL_DIR}/checkpoint.pt"
 FEATURES = f"{R}/features/{{feature_set}}.parquet"
+SEEDED_FEATURES = f"{R}/features/{{feature_set}}/seed-{{seed}}.parquet"
+MODEL_FEATURES = SEEDED_FEATURES.format(feature_set="model", seed=PRETRAIN_SEEDS[0])
+RANDOM_INIT_FEATURES = SEEDED_FEATURES.format(feature_set="random_init", seed=PRETRAIN_SEEDS[0])
 LANGUAGE = config["language"]
 LANG = f"{R}/language"
 # the language sets are probed in their own job per phenotype, so a language.* edit reruns no other probe
@@ -144,10 +163,13 @@ def roi_import_inputs(wildcards):
               "labels": roi["labels"]}
     if roi.get("dseg"):
         inputs["dseg"] = roi["dseg"]
-    table = config["cohorts"][wildcards.cohort]["phenotypes"]["table"]
-    if table:
-        inputs["phenotypes"] = table
     return inputs
+
+
+def roi_import_phenotypes(wildcards):
+    """The phenotype cells the import reads (TR, site, mean FD), as a digest: a param, not the table as an input,
+    so a copy of the table or an edit of another column reruns nothing."""
+    return import_phenotype_values(roi_settings(wildcards.cohort), config["cohorts"][wildcards.cohort]["phenotypes"])
 
 
 def partition_inputs(wildcards):
@@ -213,8 +235,22 @@ def probe_records():
 def feature_inputs(wildcards):
     partitions = [PARTITION.format(cohort=c) for c in PROBE_COHORTS]
     if wildcards.feature_set == "model":
-        return {"partitions": partitions, "checkpoint": CHECKPOINT}
+        return {"partitions": partitions, "checkpoint": f"{MODEL_SEED_DIR}/checkpoint.pt".format(seed=wildcards.seed)}
     return {"partitions": partitions}
+
+
+def feature_path(name):
+    """The file of a file-level feature set; one drawn at a pretraining seed (`model@1`) has one per seed."""
+    base, seed = split_seed(name)
+    return FEATURES.format(feature_set=name) if seed is None else SEEDED_FEATURES.format(feature_set=base, seed=seed)
+
+
+def seeded_pretrain_params(wildcards, keys=None):
+    """The pretrain section at this job's seed, without `seeds` (a new seed must not rerun the others);
+    only `keys` when given. Execution keys stay out (read from the config by the script)."""
+    section = {k: v for k, v in pretrain_rerun_settings(config["pretrain"]).items() if k != "seeds"}
+    section["seed"] = int(wildcards.seed)
+    return canonical({k: v for k, v in section.items() if keys is None or k in keys})
 
 
 def final_targets():

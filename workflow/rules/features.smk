@@ -1,9 +1,9 @@
 rule embed:
-    """Frozen-teacher embeddings of every scan (model), or the same architecture untrained (random_init)."""
+    """Frozen-teacher embeddings of every scan (model), or the same architecture untrained (random_init), at one seed."""
     input:
         unpack(feature_inputs),
     output:
-        f"{R}/features/{{feature_set}}.parquet",
+        SEEDED_FEATURES,
     wildcard_constraints:
         feature_set=wildcard_constraint("embed"),
     params:
@@ -12,16 +12,14 @@ rule embed:
         cohorts=PROBE_COHORTS,
         embed=canonical(config["embed"]),
         # the trained model brings its settings in its checkpoint; random_init builds the section's architecture
-        pretrain=lambda wildcards: canonical(
-            {k: v for k, v in pretrain_rerun_settings(config["pretrain"]).items() if k in RANDOM_INIT_KEYS}
-            if wildcards.feature_set == "random_init"
-            else {"seed": config["pretrain"]["seed"]}
+        pretrain=lambda wildcards: seeded_pretrain_params(
+            wildcards, RANDOM_INIT_KEYS if wildcards.feature_set == "random_init" else ("seed",)
         ),
         code=script_code("embed.py"),
     log:
-        f"{R}/logs/features/{{feature_set}}.log",
+        f"{R}/logs/features/{{feature_set}}_seed-{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/features/{{feature_set}}.tsv"
+        f"{R}/benchmarks/features/{{feature_set}}_seed-{{seed}}.tsv"
     conda:
         "../../envs/model.yaml"
     threads: 2

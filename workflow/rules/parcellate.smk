@@ -37,6 +37,7 @@ rule import_roi_timeseries:
     params:
         roi=lambda wildcards: canonical(roi_settings(wildcards.cohort)),
         phenotypes=lambda wildcards: canonical(config["cohorts"][wildcards.cohort]["phenotypes"]),
+        phenotype_values=roi_import_phenotypes,
         out_dir=lambda wildcards: f"{R}/timeseries/{wildcards.cohort}",
         templateflow_home=config["atlas"]["templateflow_home"],
         code=script_code("import_roi_timeseries.py"),

@@ -1,8 +1,9 @@
 rule pretrain:
-    """Self-distilled network-token model; torchrun with one process per requested GPU.
+    """Self-distilled network-token model at one seed; torchrun with one process per requested GPU.
 
-    Resumable state lives in {MODEL_DIR}/state (no output, so Snakemake never deletes it); the
-    outputs are the final checkpoint and log, copied there when training ends.
+    One job per seed of `pretrain.seeds` (parallel on a cluster). Resumable state lives in
+    {MODEL_SEED_DIR}/state (no output, so Snakemake never deletes it); the outputs are the final
+    checkpoint and log, copied there when training ends.
     """
     input:
         partitions=[PARTITION.format(cohort=c) for c in PRETRAIN_COHORTS],
@@ -11,20 +12,20 @@ rule pretrain:
         if config["pretrain"]["eval_phenotypes"] or config["pretrain"]["hold_out"]
         else [],
     output:
-        checkpoint=CHECKPOINT,
-        log_csv=f"{MODEL_DIR}/log.csv",
+        checkpoint=f"{MODEL_SEED_DIR}/checkpoint.pt",
+        log_csv=f"{MODEL_SEED_DIR}/log.csv",
     params:
-        # the settings that decide the model; execution keys (logging, budgets, runtime) are read from the config by the script
-        pretrain=canonical(pretrain_rerun_settings(config["pretrain"])),
+        # the settings that decide the model at this seed; execution keys (logging, budgets, runtime) are read from the config by the script
+        pretrain=lambda wildcards: seeded_pretrain_params(wildcards),
         dataset=dataset_root,
         atlas_id=ATLAS_ID,
         cohorts=PRETRAIN_COHORTS,
         out_dir=lambda wildcards, output: str(Path(output.checkpoint).parent),
         code=script_code("pretrain.py"),
     log:
-        f"{MODEL_DIR}/pretrain.log",
+        f"{MODEL_SEED_DIR}/pretrain.log",
     benchmark:
-        f"{MODEL_DIR}/benchmark.tsv"
+        f"{MODEL_SEED_DIR}/benchmark.tsv"
     conda:
         "../../envs/model.yaml"
     threads: 2

@@ -5,7 +5,7 @@ localrules:
 rule probe_phenotype:
     """Linear probes of one phenotype on every feature set, on the same subject-grouped splits."""
     input:
-        features=expand(FEATURES, feature_set=FEATURE_FILES),
+        features=[feature_path(name) for name in FEATURE_FILES],
         phenotypes=[PHENOTYPE_TABLE.format(cohort=c) for c in PROBE_COHORTS],
         partitions=[PARTITION.format(cohort=c) for c in PROBE_COHORTS],
     output:

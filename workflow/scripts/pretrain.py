@@ -16,6 +16,8 @@ with rule_script(snakemake) as log:
         "atlas_id": snakemake.params.atlas_id,
         "cohorts": list(snakemake.params.cohorts),
         "out_dir": snakemake.params.out_dir,
+        # a finished run of the same code and data is published again, not retrained (a job that outlived Snakemake)
+        "code_version": snakemake.params.code,
     }
     gpus = int(snakemake.resources.gpu)
     if gpus > 1:

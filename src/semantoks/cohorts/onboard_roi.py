@@ -12,7 +12,8 @@ import pandas as pd
 from semantoks.cohorts.onboard_report import FILL_IN, listing, phenotype_section
 from semantoks.cohorts.phenotype_types import guess_columns, match_subjects, read_participants, subject_key
 from semantoks.cohorts.roi_files import read_roi_table, roi_array_shape
-from semantoks.cohorts.roi_import import find_roi_scans
+from semantoks.cohorts.roi_parcellation import check_labels_table
+from semantoks.cohorts.roi_scans import find_roi_scans
 from semantoks.errors import SemantoksError
 
 # the first run of 3+ digits in the file's path: ABIDE's KKI_0050773_rois_cc200.1D -> 0050773
@@ -40,6 +41,11 @@ def onboard_roi(name, folder, pattern, phenotypes, participant_column, site_colu
         except SemantoksError as error:
             report += ["", f"WARNING: the pipeline will refuse this cohort: {error}"]
     roi.update(_repetition_times(scans, table, participant_column, site_column, tr_column, phenotypes, report))
+    if labels:
+        try:
+            check_labels_table({"labels": labels}, "--labels", n_parcels)
+        except SemantoksError as error:
+            report += ["", f"WARNING: the pipeline will refuse this labels table: {error}"]
     if n_parcels and not labels:
         report += ["", f"Labels: give the parcellation's labels table ({n_parcels} rows, one per file column: name, "
                    "network) with --labels, or fill in roi.labels."]

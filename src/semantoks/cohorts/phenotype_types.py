@@ -61,11 +61,28 @@ def subject_key(label):
     return (label.lstrip("0") or "0") if label.isdigit() else label.lower()
 
 
+def refuse_shared_subject_keys(labels, where):
+    """Two imaging labels with one subject_key ('01' and '001', '0050958' and '50958') cannot be told apart by a
+    phenotype table: refused with one line naming both. `labels`: (label, where it comes from) pairs."""
+    seen = {}
+    for label, source in labels:
+        bare = str(label).strip().removeprefix("sub-")
+        key = subject_key(bare)
+        if key in seen and seen[key][0] != bare:
+            first, first_source = seen[key]
+            raise SemantoksError(
+                f"{where}: subjects {first!r} ({first_source}) and {bare!r} ({source}) differ only in leading zeros, "
+                "so one phenotype row would match both; rename one of them or remove the duplicate.")
+        seen.setdefault(key, (bare, source))
+
+
 def match_subjects(imaging, listed, where, cohort=None):
     """{phenotype label: imaging label} by subject_key; an error when fewer than half the imaging subjects match.
 
     `imaging` and `listed` are labels (with or without 'sub-'); `where` names the phenotype table in messages.
     """
+    imaging = list(imaging)
+    refuse_shared_subject_keys(((s, "imaging") for s in imaging), f"cohort {cohort}" if cohort else where)
     imaging = {subject_key(s): str(s).strip().removeprefix("sub-") for s in imaging}
     matched, seen = {}, {}
     for label in listed:

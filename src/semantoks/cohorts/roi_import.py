@@ -2,9 +2,7 @@
 files -> the per-run Parquet + QC JSON of docs/design.md, so the dataset stage treats them like any cohort."""
 
 import math
-import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +10,9 @@ import pandas as pd
 
 from semantoks.atlas.names import UNASSIGNED
 from semantoks.atomic import write_table_tsv
-from semantoks.bids_names import check_label, scan_id, subject_dir, timeseries_name
+from semantoks.bids_names import check_label, subject_dir, timeseries_name
 from semantoks.cohorts.phenotype_types import read_participants, subject_key
-from semantoks.cohorts.roi_files import FORMATS, read_roi_table, roi_array_shape
+from semantoks.cohorts.roi_files import read_roi_table, roi_array_shape
 from semantoks.cohorts.roi_parcellation import (
     UNKNOWN_HEMISPHERE,
     hemisphere_of_name,
@@ -22,53 +20,15 @@ from semantoks.cohorts.roi_parcellation import (
     read_roi_labels,
     roi_parcel_table,
 )
+from semantoks.cohorts.roi_scans import find_roi_scans
 from semantoks.errors import SemantoksError
-from semantoks.run_record import IMPORTED, run_record, write_run_outputs
+from semantoks.run_record import IMPORTED, MIN_VALID_PARCEL_FRACTION, run_record, write_run_outputs
 
 ORIENTATIONS = ("auto", "frames_by_parcels", "parcels_by_frames")
-PATTERN_GROUPS = ("subject", "session", "task", "run", "site")
 # the list of (timeseries, qc) pairs the last import wrote, relative to the cohort's time-series folder
 IMPORT_INDEX = "roi_import.tsv"
-
-
-@dataclass(frozen=True)
-class RoiScan:
-    source: Path
-    entities: dict
-    scan_id: str
-    site: str | None
-
-
-def find_roi_scans(files, pattern, task="rest"):
-    """The scans among `files` (a folder, searched recursively, or a list of paths) whose path `pattern` matches.
-
-    `pattern` is a regular expression with a named group `subject` and optional `session`, `run`, `task`,
-    `site`, searched in each file's path below the folder (or in the path as given, for a list), e.g.
-    r'(?P<site>[A-Za-z]+)_(?P<subject>\\d+)_rois_cc200\\.1D'.
-    """
-    try:
-        regex = re.compile(pattern)
-    except re.error as error:
-        raise SemantoksError(f"roi.pattern '{pattern}': not a valid regular expression ({error}); fix roi.pattern.") from None
-    if "subject" not in regex.groupindex:
-        raise SemantoksError(f"roi.pattern '{pattern}': has no (?P<subject>...) group; add one around the subject label.")
-    scans, seen = [], {}
-    for path, text in _candidate_files(files):
-        match = regex.search(text)
-        if not match:
-            continue
-        groups = {k: v for k, v in match.groupdict().items() if k in PATTERN_GROUPS and v is not None}
-        entities = {"sub": groups["subject"], "ses": groups.get("session"), "task": groups.get("task", task),
-                    "run": groups.get("run")}
-        entities = {k: check_label(v, k, path) for k, v in entities.items() if v is not None}
-        key = scan_id(entities)
-        if key in seen:
-            raise SemantoksError(f"{path}: gives the same scan ({key}) as {seen[key]}; make roi.pattern capture session or run.")
-        seen[key] = path
-        scans.append(RoiScan(source=path, entities=entities, scan_id=key, site=groups.get("site")))
-    if not scans:
-        raise SemantoksError(f"{_describe(files)}: roi.pattern '{pattern}' matches no file; fix roi.pattern or roi.files.")
-    return sorted(scans, key=lambda scan: scan.scan_id)
+# the schema's roi.min_seconds default, for settings that did not pass through the schema
+ROI_MIN_SECONDS = 120.0
 
 
 def roi_label_table(labels, n_parcels):
@@ -108,14 +68,16 @@ def roi_label_table(labels, n_parcels):
 def import_roi_timeseries(files, pattern, cohort, atlas_id, out_dir, *, tr=None, site_column=None, tr_column=None,
                           tr_by_site=None, labels=None, phenotypes=None, participant_column="participant_id",
                           missing=None, mean_fd_column=None, orientation="auto", mat_variable=None, space="unknown",
-                          task="rest"):
+                          task="rest", min_seconds=0.0):
     """Write every matched scan as `<out_dir>/sub-X/[ses-Y/]<scan_id>_space-..._timeseries.parquet` + `_qc.json`.
 
     `out_dir` is the cohort's time-series folder (results/timeseries/<cohort>). TR: `tr` seconds for every
     scan; or the phenotype column `tr_column` (seconds per subject); or per site: the site from the pattern's
     `site` group or the phenotype column `site_column`, looked up in `tr_by_site`. `labels` is the parcellation's
     table (file-column order, optional `column`). Outputs of scans whose source file is gone are removed and
-    the written pairs are listed in `<out_dir>/roi_import.tsv` (IMPORT_INDEX). Returns [(parquet, qc_json)].
+    the written pairs are listed in `<out_dir>/roi_import.tsv` (IMPORT_INDEX). A scan shorter than `min_seconds`
+    or with fewer than MIN_VALID_PARCEL_FRACTION of its parcels holding data is excluded with its reason.
+    Returns [(parquet, qc_json)].
     """
     check_label(cohort, "cohort", "cohort name")
     if orientation not in ORIENTATIONS:
@@ -141,7 +103,7 @@ def import_roi_timeseries(files, pattern, cohort, atlas_id, out_dir, *, tr=None,
         folder = Path(out_dir) / subject_dir(entities)
         parquet = folder / timeseries_name(entities, atlas_id, IMPORTED)
         outputs.append(_write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, scan_tr,
-                                   mean_fd.get(subject_key(scan.entities["sub"]), math.nan)))
+                                   mean_fd.get(subject_key(scan.entities["sub"]), math.nan), min_seconds))
     _replace_index(Path(out_dir), outputs)
     return outputs
 
@@ -161,7 +123,28 @@ def import_roi_cohort(cohort, roi, phenotypes, out_dir, templateflow_home=None, 
         phenotypes=phenotypes.get("table"), participant_column=phenotypes.get("participant_column", "participant_id"),
         missing=phenotypes.get("missing_values"), mean_fd_column=roi.get("mean_fd_column"),
         orientation=roi.get("orientation") or "auto", mat_variable=roi.get("mat_variable"),
-        space=roi.get("space") or "unknown", task=roi.get("task") or "rest")
+        space=roi.get("space") or "unknown", task=roi.get("task") or "rest",
+        min_seconds=float(roi.get("min_seconds", ROI_MIN_SECONDS)))
+
+
+def import_phenotype_values(roi, phenotypes):
+    """sha256 of the phenotype-table cells the import reads (participant, TR, site and mean-FD columns), or None.
+
+    The workflow reruns the import when these change, not when the table's bytes or other columns do (a copy of
+    the table, an edited age cell).
+    """
+    import hashlib
+    import json
+
+    phenotypes = phenotypes or {}
+    columns = [roi.get(key) for key in ("tr_column", "site_column", "mean_fd_column") if roi.get(key)]
+    if not phenotypes.get("table") or not columns:
+        return None
+    participant_column = phenotypes.get("participant_column", "participant_id")
+    table = read_participants(phenotypes["table"], participant_column, phenotypes.get("missing_values"))
+    present = [column for column in [participant_column, *columns] if column in table.columns]
+    values = table[present].astype(str).to_dict(orient="split")
+    return hashlib.sha256(json.dumps({"columns": values["columns"], "rows": sorted(values["data"])}).encode()).hexdigest()
 
 
 def read_import_index(path):
@@ -210,6 +193,11 @@ def _orientation(scans, orientation, n_labels, mat_variable, labels=None):
                     "extracted with another atlas: move it out of roi.files or narrow roi.pattern.")
         return transpose, expected
     for path, count in counts.items():
+        if count != n_labels and n_labels in shapes[path]:
+            layout = ("parcels x frames", "frames x parcels") if transpose else ("frames x parcels", "parcels x frames")
+            raise SemantoksError(
+                f"{path}: shape {shapes[path]} holds the {n_labels} parcels on the other axis than the other files "
+                f"({layout[0]}); save it as {layout[0]} like the others, or move it out of roi.files.")
         if count != n_labels:
             raise SemantoksError(
                 f"{path}: shape {shapes[path]} has no axis of {n_labels} parcels, the labels table's row count; "
@@ -244,13 +232,34 @@ def _file_columns(path, header, n_columns, parcels):
     if n_columns != len(names):
         raise SemantoksError(f"{path}: has {n_columns} columns but the labels table {len(names)} parcels; "
                              "use the labels table of the parcellation these files were extracted with.")
-    if header is not None and header != names and header != [str(i) for i in range(1, n_columns + 1)]:
+    matched = None if header is None else _header_columns(header, parcels)
+    if matched is not None:
+        return matched
+    if header is not None:
         first = next(i for i, (a, b) in enumerate(zip(header, names)) if a != b)
         raise SemantoksError(
             f"{path}: column {first + 1} is headed {header[first]!r} but the labels table's parcel {first + 1} is "
-            f"{names[first]!r}; order the labels table like the file's columns, or add a column column giving each "
-            "parcel's header name.")
+            f"{names[first]!r}, and the header matches neither the table's names nor its index values one to one; "
+            "name the parcels as the header does, give an index column holding the header's numbers, or add a column "
+            "column giving each parcel's header name.")
     return np.arange(n_columns)
+
+
+def _header_columns(header, parcels):
+    """Each parcel's column found in the header by its name, else (a header of numbers, `#1 ... #200`) by its label
+    value `index`, whatever the table's row order; None unless header and table match one to one."""
+    names = parcels["name"].astype(str).tolist()
+    # equal lengths are checked before: equal sets of distinct keys are a bijection
+    if len(set(header)) == len(header) and set(header) == set(names):
+        position = {name: i for i, name in enumerate(header)}
+        return np.asarray([position[name] for name in names])
+    if not all(str(h).isdigit() for h in header):
+        return None
+    numbers, values = [int(h) for h in header], [int(v) for v in parcels["index"]]
+    if len(set(numbers)) != len(numbers) or set(numbers) != set(values):
+        return None
+    position = {number: i for i, number in enumerate(numbers)}
+    return np.asarray([position[value] for value in values])
 
 
 def _scan_tr(scan, tr, site_column, tr_column, tr_by_site, participants, participant_column, phenotypes):
@@ -309,33 +318,27 @@ def _mean_fd(participants, participant_column, column, phenotypes):
     return {subject_key(s): float(v) for s, v in zip(participants[participant_column], values) if isinstance(s, str)}
 
 
-def _write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, tr, mean_fd):
+def _write_scan(scan, data, parcels, parquet, cohort, atlas_id, space, tr, mean_fd, min_seconds=0.0):
+    # NaN and +-inf are missing values alike; how many there were goes into the QC record
+    n_nonfinite = int((~np.isfinite(np.asarray(data, dtype=np.float64))).sum())
     data = np.where(np.isfinite(data), data, np.nan).astype(np.float32)
     # ABIDE-style exports fill parcels outside a subject's mask with zeros: treat them as uncovered
     empty = np.all(np.isnan(data) | (data == 0), axis=0) if len(data) else np.ones(data.shape[1], bool)
     data[:, empty] = np.nan
     n_volumes = len(data)
-    included, reason = bool(n_volumes and not empty.all()), None
+    enough = (~empty).mean() >= MIN_VALID_PARCEL_FRACTION
+    long_enough = n_volumes * tr >= min_seconds
+    included, reason = bool(n_volumes and enough and long_enough), None
     if not included:
-        reason = "The file has no frames." if not n_volumes else "Every parcel is empty (all zeros or NaN)."
+        reason = ("The file has no frames." if not n_volumes else "Every parcel is empty (all zeros or NaN)."
+                  if empty.all() else f"Only {int((~empty).sum())} of {empty.size} parcels hold data (at least "
+                  f"{MIN_VALID_PARCEL_FRACTION:.0%} are needed); {n_nonfinite} values are NaN or inf." if not enough
+                  else f"Only {n_volumes} volumes ({n_volumes * tr:g} s), below the {min_seconds:g} s of "
+                  "roi.min_seconds.")
         data = data[:0]
     record = run_record(cohort, scan.entities, space=space, atlas=atlas_id, strategy=IMPORTED, n_parcels=len(parcels),
                         tr=tr, n_volumes=n_volumes, n_frames=len(data), mean_fd=mean_fd, pct_censored=0.0,
-                        included=included, reason=reason, parcel_coverage=(~empty).astype(float), source=scan.source)
+                        included=included, reason=reason, parcel_coverage=(~empty).astype(float), source=scan.source,
+                        n_uncovered_parcels=int(empty.sum()), n_nonfinite_values=n_nonfinite)
     qc_path = parquet.with_name(parquet.name.replace("_timeseries.parquet", "_qc.json"))
     return write_run_outputs(parquet, qc_path, np.arange(len(data)), data, parcels["name"].astype(str).tolist(), record)
-
-
-def _candidate_files(files):
-    """(path, the text the pattern is searched in) per candidate file."""
-    if isinstance(files, (str, Path)):
-        root = Path(files)
-        if not root.is_dir():
-            raise SemantoksError(f"{root}: the ROI time-series folder does not exist; fix roi.files.")
-        paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
-        return [(p, p.relative_to(root).as_posix()) for p in paths]
-    return [(Path(p), Path(p).as_posix()) for p in sorted(files)]
-
-
-def _describe(files):
-    return str(files) if isinstance(files, (str, Path)) else f"roi.files ({len(list(files))} paths)"

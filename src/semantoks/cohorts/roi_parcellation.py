@@ -18,6 +18,8 @@ from semantoks.errors import SemantoksError
 
 LABEL_FIELDS = ("name", "network", "hemisphere", "index", "column")
 _HEMISPHERE = {"lh": "L", "left": "L", "l": "L", "rh": "R", "right": "R", "r": "R"}
+# a midline parcel (vermis, a bilateral ROI): the value the project's own labels.tsv writes for it
+_NO_SIDE = ("unknown", "midline", "m", "both", "bilateral", "")
 _ID = re.compile(r"^[A-Za-z0-9]+$")
 UNKNOWN_HEMISPHERE = "unknown"
 # where the Yeo 2011 volume is looked up when roi.space is not given
@@ -48,12 +50,52 @@ def parcellation_id(config):
                                  "(columns name, network; one row per file column).")
         if not Path(labels).is_file():
             raise SemantoksError(f"{labels}: labels table not found; fix cohorts.{cohort}.roi.labels.")
+        check_labels_table(settings, f"cohorts.{cohort}.roi")
         names.setdefault(str(name), []).append(cohort)
     if len(names) > 1:
         listing = "; ".join(f"{name}: {', '.join(cohorts)}" for name, cohorts in sorted(names.items()))
         raise SemantoksError(f"cohorts: ROI cohorts use different parcellations ({listing}); one run of the workflow "
                              "takes one parcellation, so run each parcellation with its own config.")
     return next(iter(names))
+
+
+def check_labels_table(roi, key, n_parcels=None):
+    """The checks the import job applies to a labels table, when the config is read (check-config, Snakefile parse,
+    onboard --labels): readable, named parcels, a network column (or roi.dseg) that is not blank for every parcel,
+    and, given the files' parcel count `n_parcels` (else read from the first matched file), one row per file column.
+    Returns the table."""
+    table, path = read_roi_labels(roi["labels"], roi.get("label_columns") or {}, key)
+    if "network" not in table.columns and not roi.get("dseg"):
+        raise SemantoksError(
+            f"{path}: no network column; add one (or map yours with {key}.label_columns.network), "
+            f"or set {key}.dseg to the parcellation's NIfTI to assign networks by Yeo 2011 overlap.")
+    if "network" in table.columns and (table["network"] == UNASSIGNED).all():
+        raise SemantoksError(
+            f"{path}: the network column is blank for every parcel, so the model would see one network; fill it "
+            f"in, map another column with {key}.label_columns.network, or remove it and set {key}.dseg.")
+    selected = "column" in table.columns and table["column"].notna().any()
+    if n_parcels is None and roi.get("files") and roi.get("pattern") and not selected:
+        n_parcels = _first_file_parcels(roi, len(table))
+    if n_parcels is not None and not selected and len(table) != n_parcels:
+        raise SemantoksError(f"{path}: {len(table)} rows but the time-series files have {n_parcels} parcels; use the "
+                             "labels table of the parcellation the files were extracted with (one row per file column).")
+    return table
+
+
+def _first_file_parcels(roi, n_labels):
+    """The parcel count of the first matched file: its axis of n_labels if it has one, else its column count."""
+    from semantoks.cohorts.roi_files import roi_array_shape
+    from semantoks.cohorts.roi_scans import find_roi_scans
+
+    try:
+        first = find_roi_scans(roi["files"], roi["pattern"], roi.get("task") or "rest")[0]
+    except SemantoksError:
+        # a folder or pattern problem is reported by its own check, with its own fix
+        return None
+    shape = roi_array_shape(first.source, roi.get("mat_variable"))
+    if n_labels in shape:
+        return n_labels
+    return shape[0] if roi.get("orientation") == "parcels_by_frames" else shape[1]
 
 
 def check_mixed_sources(config, roi_atlas_id, atlas_id):
@@ -85,11 +127,8 @@ def roi_parcel_table(roi, cohort, templateflow_home=None, allow_download=False, 
             table["hemisphere"] = hemispheres_from_centroids(image, table["index"])
         else:
             table["hemisphere"] = table["name"].map(hemisphere_of_name)
+    check_labels_table(roi, key, n_parcels=len(table))
     if "network" not in table.columns:
-        if image is None:
-            raise SemantoksError(
-                f"{path}: no network column; add one (or map yours with {key}.label_columns.network), "
-                f"or set {key}.dseg to the parcellation's NIfTI to assign networks by Yeo 2011 overlap.")
         if with_networks:
             from semantoks.atlas.custom import load_yeo_networks, majority_networks
 
@@ -138,10 +177,12 @@ def read_roi_labels(path, label_columns, key="roi"):
         raise SemantoksError(f"{path}: parcel name {repeated.iloc[0]!r} appears twice; make the names unique.")
     table["index"] = _whole_numbers(table["index"], path, "index") if "index" in table.columns else np.arange(1, len(table) + 1)
     if "hemisphere" in table.columns:
-        table["hemisphere"] = table["hemisphere"].map(lambda side: _HEMISPHERE.get(side.lower(), side.upper()))
-        bad = sorted(set(table["hemisphere"]) - {"L", "R"})
+        table["hemisphere"] = table["hemisphere"].map(
+            lambda side: UNKNOWN_HEMISPHERE if side.lower() in _NO_SIDE else _HEMISPHERE.get(side.lower(), side.upper()))
+        bad = sorted(set(table["hemisphere"]) - {"L", "R", UNKNOWN_HEMISPHERE})
         if bad:
-            raise SemantoksError(f"{path}: hemisphere {bad[0]!r} is not L or R; write L, R, left or right.")
+            raise SemantoksError(f"{path}: hemisphere {bad[0]!r} is not L or R; write L, R, left or right (or unknown, "
+                                 "midline or blank for a parcel on the midline).")
     table["column"] = table["column"].map(_column_ref) if "column" in table.columns else None
     return table, path
 

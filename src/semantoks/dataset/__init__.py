@@ -4,6 +4,8 @@ from semantoks.dataset.build import DEFAULT_ROW_GROUP_BYTES, build_partition, wr
 from semantoks.dataset.read import (
     Scan,
     ScanReader,
+    check_distinct_scans,
+    dataset_digest,
     iter_scans,
     open_timeseries,
     read_atlas_metadata,
@@ -18,6 +20,8 @@ __all__ = [
     "Scan",
     "ScanReader",
     "build_partition",
+    "check_distinct_scans",
+    "dataset_digest",
     "iter_scans",
     "open_timeseries",
     "read_atlas_metadata",

@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from semantoks.atomic import atomic_path, write_json, write_table_tsv
+from semantoks.cohorts.phenotype_types import refuse_shared_subject_keys
+from semantoks.dataset.fingerprint import refuse_duplicate_scans, scan_fingerprint
 from semantoks.dataset.layout import (
     MANIFEST_SCHEMA,
     METADATA_KEY,
@@ -20,6 +22,7 @@ from semantoks.dataset.layout import (
     partition_dir,
 )
 from semantoks.errors import SemantoksError
+from semantoks.run_record import MIN_VALID_PARCEL_FRACTION
 
 # streaming speed is flat from 2 to 64 MB row groups, random access slows with size (benchmarks/RESULTS.md)
 DEFAULT_ROW_GROUP_BYTES = 4 * 2**20
@@ -67,6 +70,7 @@ def build_partition(
     runs = [_inspect_run(Path(p), Path(q), parcel_names, atlas_id, cohort, rerun) for p, q in run_outputs]
     runs.sort(key=lambda run: run.qc["scan_id"])
     _reject_duplicates(runs)
+    refuse_shared_subject_keys(((run.qc["subject"], run.qc_path) for run in runs), f"cohort {cohort}")
     included = [run for run in runs if run.qc["included"]]
     strategy = _runs_strategy(runs, strategy)
 
@@ -85,10 +89,12 @@ def build_partition(
     encoded = {METADATA_KEY: json.dumps(metadata, default=_jsonable).encode()}
     timeseries_path = partition_dir(out_root, "timeseries", atlas_id, cohort) / PART_NAME
     manifest_dir = partition_dir(out_root, "manifest", atlas_id, cohort)
-    manifest = _manifest_table(runs).replace_schema_metadata(encoded)
     schema = TIMESERIES_SCHEMA.with_metadata(encoded)
     with atomic_path(timeseries_path) as timeseries_tmp, atomic_path(manifest_dir / PART_NAME) as manifest_tmp:
-        _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes, rerun)
+        written = _write_timeseries(timeseries_tmp, included, len(parcel_names), schema, row_group_bytes, rerun)
+        refuse_duplicate_scans((written[run.qc["scan_id"]][0], f"cohort {cohort}, {run.qc['scan_id']}",
+                                _source(run)) for run in included)
+        manifest = _manifest_table(runs, written).replace_schema_metadata(encoded)
         pq.write_table(manifest, manifest_tmp)
     frame = manifest.to_pandas()
     frame.insert(0, "cohort", cohort)
@@ -168,7 +174,7 @@ def _inspect_run(parquet_path, qc_path, parcel_names, atlas_id, cohort, rerun):
         )
     if not all(pa.types.is_floating(schema.field(name).type) for name in parcel_names):
         raise SemantoksError(f"{parquet_path}: parcel columns must be float32; {rerun}.")
-    qc = _normalise_qc(qc, qc_path, rerun)
+    qc = _exclude_if_mostly_uncovered(_normalise_qc(qc, qc_path, rerun))
     if qc.get("atlas") not in (None, atlas_id):
         raise SemantoksError(f"{qc_path}: was made with atlas {qc['atlas']}, not {atlas_id}; {rerun}.")
     if qc.get("cohort") not in (None, cohort):
@@ -184,6 +190,19 @@ def _inspect_run(parquet_path, qc_path, parcel_names, atlas_id, cohort, rerun):
             raise SemantoksError(f"{qc_path}: parcel_coverage has {len(qc['parcel_coverage'])} values, "
                                  f"the atlas {len(parcel_names)}; {rerun}.")
     return _Run(parquet_path, qc_path, qc, footer.num_rows)
+
+
+def _exclude_if_mostly_uncovered(qc):
+    """A run with fewer than MIN_VALID_PARCEL_FRACTION of its parcels covered is left out with its reason: the
+    encoder refuses such a scan, so it must not reach pretraining or the embedding jobs."""
+    if not qc["included"] or qc.get("parcel_coverage") is None:
+        return qc
+    coverage = qc["parcel_coverage"]
+    uncovered = max(int(qc.get("n_uncovered_parcels") or 0), sum(1 for value in coverage if not value > 0))
+    if coverage and (len(coverage) - uncovered) / len(coverage) < MIN_VALID_PARCEL_FRACTION:
+        qc = {**qc, "included": False, "reason": f"Only {len(coverage) - uncovered} of {len(coverage)} parcels are "
+              f"covered (at least {MIN_VALID_PARCEL_FRACTION:.0%} are needed)."}
+    return qc
 
 
 def _first_mismatch(found, expected):
@@ -221,7 +240,11 @@ def _reject_duplicates(runs):
             )
 
 
-def _manifest_table(runs):
+def _source(run):
+    return run.qc.get("source_bold") or str(run.parquet_path)
+
+
+def _manifest_table(runs, written):
     def column(key):
         return [run.qc.get(key) for run in runs]
 
@@ -245,11 +268,16 @@ def _manifest_table(runs):
         "n_uncovered_parcels": number("n_uncovered_parcels"),
         "included": column("included"),
         "reason": column("reason"),
+        "source": [_source(run) for run in runs],
+        "n_nonfinite_values": [written.get(run.qc["scan_id"], (None, None))[1] for run in runs],
+        "fingerprint": [written.get(run.qc["scan_id"], (None, None))[0] for run in runs],
     }
     return pa.Table.from_pydict(columns, schema=MANIFEST_SCHEMA)
 
 
 def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
+    """Stream the runs into row groups; returns {scan_id: (content fingerprint, number of NaN or inf values)}."""
+    written = {}
     with pq.ParquetWriter(
         target,
         schema,
@@ -262,6 +290,10 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
         pending, pending_bytes = [], 0
         for run in runs:
             data = _read_run_matrix(run, rerun)
+            n_nonfinite = int(np.count_nonzero(~np.isfinite(data)))
+            # +-inf is a missing value like NaN (readers treat NaN as missing)
+            data[np.isinf(data)] = np.nan
+            written[run.qc["scan_id"]] = (scan_fingerprint(data), n_nonfinite)
             pending.append((run, data))
             pending_bytes += data.nbytes
             if pending_bytes >= row_group_bytes:
@@ -269,6 +301,7 @@ def _write_timeseries(target, runs, n_parcels, schema, row_group_bytes, rerun):
                 pending, pending_bytes = [], 0
         if pending:
             writer.write_table(_row_group(pending, n_parcels, schema), row_group_size=len(pending))
+    return written
 
 
 def _read_run_matrix(run, rerun):

@@ -45,6 +45,10 @@ MANIFEST_SCHEMA = pa.schema(
         ("n_uncovered_parcels", pa.int32()),
         ("included", pa.bool_()),
         ("reason", pa.string()),
+        # the source file and a hash of the values (dataset/fingerprint.py): duplicates across cohorts are found
+        ("source", pa.string()),
+        ("n_nonfinite_values", pa.int64()),
+        ("fingerprint", pa.string()),
     ]
 )
 

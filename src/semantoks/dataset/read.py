@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from semantoks.dataset.fingerprint import refuse_duplicate_scans
 from semantoks.dataset.layout import (
     HIVE_FIELDS,
     METADATA_KEY,
@@ -47,8 +48,43 @@ class Scan:
 
 
 def open_timeseries(root, atlas_id=None, cohorts=None):
-    """The timeseries partitions as a pyarrow Dataset with `atlas` and `cohort` from the hive path."""
-    return _open(root, "timeseries", atlas_id, cohorts)
+    """The timeseries partitions as a pyarrow Dataset with `atlas` and `cohort` from the hive path.
+
+    Refuses cohorts that hold the same scan (equal content fingerprints in their manifests): every reader of
+    the dataset goes through here, so no split, pretraining or probe sees one person twice.
+    """
+    dataset = _open(root, "timeseries", atlas_id, cohorts)
+    check_distinct_scans(root, atlas_id, cohorts)
+    return dataset
+
+
+def dataset_digest(root, atlas_id, cohorts=None):
+    """sha256 of the included scans' content fingerprints (cohort, scan id, values) of these cohorts: equal digests,
+    equal data. None when a manifest predates fingerprints."""
+    import hashlib
+
+    rows, manifests = [], part_files(root, "manifest", atlas_id, cohorts)
+    if not manifests:
+        return None
+    for path in manifests:
+        table = pq.read_table(path, partitioning=None)
+        if "fingerprint" not in table.column_names:
+            return None
+        rows += [(cohort_of(path), row["scan_id"], row["fingerprint"]) for row in
+                 table.select(["scan_id", "fingerprint", "included"]).to_pylist() if row["included"]]
+    return hashlib.sha256(json.dumps(sorted(rows)).encode()).hexdigest()
+
+
+def check_distinct_scans(root, atlas_id=None, cohorts=None):
+    """One line naming both files when two included scans of these cohorts have the same values."""
+    scans = []
+    for path in part_files(root, "manifest", atlas_id, cohorts):
+        table = pq.read_table(path, partitioning=None)
+        if "fingerprint" not in table.column_names:
+            continue
+        for row in table.select(["scan_id", "source", "fingerprint"]).to_pylist():
+            scans.append((row["fingerprint"], f"cohort {cohort_of(path)}, {row['scan_id']}", row["source"]))
+    refuse_duplicate_scans(scans)
 
 
 def iter_scans(root, atlas_id, cohorts=None, batch_size=16, columns=PAYLOAD_COLUMNS, filter=None):

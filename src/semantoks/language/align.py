@@ -27,6 +27,7 @@ from semantoks.language.label_transfer import (
 from semantoks.language.network_tokens import read_network_tokens
 from semantoks.language.pairs import is_train, network_pairs, network_text_targets, scan_pairs, scan_text_targets
 from semantoks.language.text_embed import encoder_from_record, read_text_embeddings
+from semantoks.language.text_encoders import identity_difference
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,12 @@ def load_head(path, text_encoder=None, descriptor_identity=None):
         raise SemantoksError(f"{path}: alignment head not found; run the align stage first.") from None
     identity = state["identity"]
     if text_encoder is not None and identity["text_encoder"] != text_encoder:
-        raise SemantoksError(f"{path}: trained for text encoder {identity['text_encoder'].get('name')} "
-                             f"({identity['text_encoder'].get('weights_hash', '')[:12]}), not the "
-                             f"{text_encoder.get('name')} ({(text_encoder.get('weights_hash') or '')[:12]}) given; "
-                             "rerun align with this encoder.")
+        trained = identity["text_encoder"]
+        # name and hash may agree while another field differs: say which, or the two identities read the same
+        raise SemantoksError(f"{path}: trained for text encoder {trained.get('name')} "
+                             f"({(trained.get('weights_hash') or '')[:12]}), not the "
+                             f"{text_encoder.get('name')} ({(text_encoder.get('weights_hash') or '')[:12]}) given "
+                             f"({identity_difference(trained, text_encoder)}); rerun align with this encoder.")
     if descriptor_identity is not None and identity["descriptor_identity"] != descriptor_identity:
         raise SemantoksError(f"{path}: trained on descriptor reference {identity['descriptor_identity'][:12]}, not "
                              f"{descriptor_identity[:12]}; rerun align after the descriptors stage.")

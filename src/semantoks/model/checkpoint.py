@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,12 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
+        # torch's refusal of pickled objects opens with advice to load unsafely: name the object, never that advice
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if refused:
+            raise SemantoksError(f"{path}: holds a Python object ({refused.group(1)}) that semantoks does not load "
+                                 "(checkpoints are read as weights only, so a file cannot run code); point to a "
+                                 "checkpoint.pt written by semantoks pretrain.") from None
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise SemantoksError(f"{path}: checkpoint is unreadable ({reason}); delete it and retrain or resume "
                              "from checkpoint.prev.pt.") from None

@@ -34,6 +34,8 @@ class Preprocessing:
     patch_len: int = 20
     max_view_offset: int = 80
     filter_order: int = 2
+    # spikes (a 1e9 cell) are clipped to the parcel's median +- clip_mad robust SDs (1.4826 MAD); None: no clipping
+    clip_mad: float | None = 8.0
 
     def __post_init__(self):
         if self.window % self.patch_len:
@@ -48,7 +50,9 @@ class Preprocessing:
                    zscore=bool(cfg.get("zscore", cls.zscore)), window=int(cfg.get("window", cls.window)),
                    patch_len=int(cfg.get("patch_len", cls.patch_len)),
                    max_view_offset=int(cfg.get("max_view_offset", cls.max_view_offset)),
-                   filter_order=int(cfg.get("filter_order", cls.filter_order)))
+                   filter_order=int(cfg.get("filter_order", cls.filter_order)),
+                   # a checkpoint saved before clipping existed was trained on unclipped scans
+                   clip_mad=None if cfg.get("clip_mad") is None else float(cfg["clip_mad"]))
 
     @property
     def n_patches(self):
@@ -58,7 +62,8 @@ class Preprocessing:
         """The part of the checkpoint's data identity that says how scans were prepared."""
         return {"model_tr": self.model_tr, "band_pass": None if self.band_pass is None else list(self.band_pass),
                 "filter_order": self.filter_order, "zscore": self.zscore, "window": self.window,
-                "patch_len": self.patch_len}
+                "patch_len": self.patch_len, "clip_mad": self.clip_mad}
+
 
 # the recipe's named choices (the reference's first): coding-rate expansion "reference" as Brain-Semantoks/SimDINO
 # (on the student-teacher mean, scale p/(m eps), times gamma) or "student" (student only, d/(n eps^2), / d)
@@ -231,7 +236,7 @@ GROUPS = {"model": EncoderConfig, "loss": LossConfig, "augment": Augmentations, 
 # groups whose keys the config section gives flat (base_lr, band_pass, ...), as users always have
 FLAT_GROUPS = ("data", "schedule")
 # workflow-level keys of the pretrain section that the trainer does not use
-WORKFLOW_KEYS = ("enabled", "cohorts", "gpus", "runtime")
+WORKFLOW_KEYS = ("enabled", "cohorts", "gpus", "runtime", "seeds")
 # keys a run may change and still continue its state: they change how, not what, is computed
 OPERATIONAL_KEYS = ("stop_at_step", "checkpoint_every", "log_every", "num_workers", "device", "compile", "flash",
                     "memory_limit_gb", "data_source", "max_minutes", "resume", "health_every", "eval_every",

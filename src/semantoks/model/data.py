@@ -54,20 +54,46 @@ def band_pass(data, model_tr, low, high, order=2):
     return signal.sosfiltfilt(sos, data, axis=0, padlen=padlen)
 
 
+class TooLittleData(SemantoksError):
+    """A scan with fewer than MIN_VALID_PARCEL_FRACTION of its parcels measured: its features would be made up."""
+
+
 def preprocess_scan(data, tr, prep, meta=None, dtype=np.float32):
-    """Resample, band-pass and z-score one scan; a parcel with any NaN or no variance is zero + invalid."""
+    """Clip spikes, resample, band-pass and z-score one scan; a parcel with any NaN or inf, or no variance, is
+    zero + invalid. Raises TooLittleData when fewer than MIN_VALID_PARCEL_FRACTION of the parcels stay valid."""
+    from semantoks.run_record import MIN_VALID_PARCEL_FRACTION
+
     data = np.asarray(data, dtype=np.float64)
-    parcel_valid = ~np.isnan(data).any(axis=0)
+    # inf is missing like NaN: one inf cell must not turn every parcel's z-score into NaN
+    parcel_valid = np.isfinite(data).all(axis=0)
     data = np.where(parcel_valid[None, :], data, 0.0)
+    if prep.clip_mad is not None:
+        data = clip_spikes(data, prep.clip_mad)
     data = resample_to_tr(data, tr, prep.model_tr)
     if prep.band_pass is not None and data.shape[0] > 1:
         data = band_pass(data, prep.model_tr, *prep.band_pass, order=prep.filter_order)
     std = data.std(axis=0)
-    parcel_valid &= std > 1e-8 * max(1.0, float(np.abs(data).max(initial=0.0)))
+    # per parcel: one parcel's large scale must not make the others look flat
+    parcel_valid &= std > 1e-8 * np.maximum(1.0, np.abs(data).max(axis=0, initial=0.0))
+    if not parcel_valid.size or parcel_valid.mean() < MIN_VALID_PARCEL_FRACTION:
+        scan = (meta or {}).get("scan_id") or "the scan"
+        raise TooLittleData(
+            f"{scan}: only {int(parcel_valid.sum())} of {parcel_valid.size} parcels hold finite, varying values "
+            f"(at least {MIN_VALID_PARCEL_FRACTION:.0%} are needed); NaN and inf count as missing, so check the "
+            "file's missing values or leave this scan out.")
     if prep.zscore:
         data = (data - data.mean(axis=0)) / np.where(parcel_valid, std, 1.0)
     data[:, ~parcel_valid] = 0.0
     return PreparedScan(values=data.astype(dtype), parcel_valid=parcel_valid, meta=dict(meta or {}))
+
+
+def clip_spikes(data, n_mad):
+    """Clip each parcel to its median +- n_mad robust SDs (1.4826 x the median absolute deviation)."""
+    median = np.median(data, axis=0)
+    spread = 1.4826 * np.median(np.abs(data - median), axis=0)
+    # a parcel whose MAD is 0 (mostly constant) keeps its values: clipping would flatten it
+    spread = np.where(spread > 0, spread, np.inf)
+    return np.clip(data, median - n_mad * spread, median + n_mad * spread)
 
 
 def resampled_length(n_frames, tr, model_tr):
@@ -120,14 +146,18 @@ def views_batch(scans, starts, prep):
 
 
 def prepare_scans(records, prep, dtype=np.float32):
-    """[(data, tr, meta)] -> usable PreparedScans; scans shorter than one patch are logged and dropped."""
+    """[(data, tr, meta)] -> usable PreparedScans; scans shorter than one patch or with too few valid parcels are
+    logged and dropped."""
     prepared = []
     for data, tr, meta in records:
         if not is_usable(data.shape[0], tr, prep):
             log.warning("skipping scan %s: %d frames at TR %.3g s is shorter than one %d-TR patch",
                         (meta or {}).get("scan_id"), data.shape[0], tr, prep.patch_len)
             continue
-        prepared.append(preprocess_scan(data, tr, prep, meta, dtype))
+        try:
+            prepared.append(preprocess_scan(data, tr, prep, meta, dtype))
+        except TooLittleData as error:
+            log.warning("skipping %s", error)
     return prepared
 
 

@@ -9,9 +9,11 @@ import torch
 from semantoks import __version__
 from semantoks.atomic import atomic_path, write_json, write_text
 from semantoks.errors import SemantoksError
+from semantoks.seeds import split_seed
 
 FORMAT = "semantoks-encoder"
-FORMAT_VERSION = 1
+# 2: config.json and README.md digests in the weights file's metadata (every file of the folder is checked)
+FORMAT_VERSION = 2
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
@@ -31,13 +33,19 @@ def export_model(checkpoint, out_dir, probes_summary=None, training_log=None):
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "semantoks_version": __version__,
         "pretrain_config": state["config"], "data_identity": identity, "step": int(state["step"]),
+        "stopped_early": state.get("stopped_early"),
         "source_checkpoint_sha256": checkpoint_sha256(checkpoint),
         "weights_sha256": _weights_digest(weights),
     }
-    with atomic_path(out_dir / WEIGHTS_NAME) as tmp:
-        save_file(weights, str(tmp), metadata={"format": FORMAT, "weights_sha256": config["weights_sha256"]})
     write_json(out_dir / CONFIG_NAME, config)
     write_text(out_dir / CARD_NAME, model_card(config, probes_summary, training_log))
+    # the weights file, written last, carries the digests of the other two as written: an edited config.json or
+    # card is refused at load
+    metadata = {"format": FORMAT, "weights_sha256": config["weights_sha256"],
+                "config_sha256": _config_digest(json.loads((out_dir / CONFIG_NAME).read_text())),
+                "card_sha256": _text_digest((out_dir / CARD_NAME).read_text())}
+    with atomic_path(out_dir / WEIGHTS_NAME) as tmp:
+        save_file(weights, str(tmp), metadata=metadata)
     return out_dir
 
 
@@ -84,9 +92,34 @@ def load_exported(folder, config):
     if _weights_digest(weights) != config.get("weights_sha256"):
         raise SemantoksError(f"{weights_path}: its weights differ from those {CONFIG_NAME} records; "
                              "re-export both from the same checkpoint.")
+    _check_folder_digests(Path(folder), config)
     encoder.load_state_dict(weights)
     encoder.eval().requires_grad_(False)
     return encoder, identity, config["weights_sha256"]
+
+
+def _check_folder_digests(folder, config):
+    """config.json and README.md must be the files exported with these weights (parcel order, TR, z-scoring
+    and the card's claims all change what an embedding means)."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / WEIGHTS_NAME), framework="pt") as weights_file:
+        recorded = weights_file.metadata() or {}
+    card_path = folder / CARD_NAME
+    found = {"config_sha256": (_config_digest(config), CONFIG_NAME),
+             "card_sha256": (_text_digest(card_path.read_text()) if card_path.is_file() else None, CARD_NAME)}
+    for key, (digest, name) in found.items():
+        if recorded.get(key) != digest:
+            raise SemantoksError(f"{folder / name}: differs from the file exported with {WEIGHTS_NAME} (digest "
+                                 f"{key} does not match); restore it or re-export the model with semantoks export.")
+
+
+def _config_digest(config):
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def _text_digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def model_card(config, probes_summary=None, training_log=None):
@@ -102,7 +135,9 @@ def model_card(config, probes_summary=None, training_log=None):
         "",
         "## Training data",
         f"- cohorts: {', '.join(identity.get('cohorts') or ['all cohorts of the dataset'])}",
-        f"- optimiser steps: {config['step']}",
+        f"- optimiser steps: {config['step']}" + (
+            f" of {cfg.get('steps')} planned: training stopped early ({config['stopped_early']})"
+            if config.get("stopped_early") else ""),
         f"- atlas: {identity['atlas_id']} in {identity.get('space')}, {len(names)} parcels in this order "
         f"(full list in config.json: data_identity.parcel_names), first {names[0]!r}, last {names[-1]!r}",
         f"- networks (token order): {', '.join(identity['networks'])}",
@@ -113,6 +148,10 @@ def model_card(config, probes_summary=None, training_log=None):
         f"z-scored per parcel: {prep.get('zscore')}",
         f"- windows of {prep['window']} TRs cut into {prep['patch_len']}-TR patches; one token per network and patch",
         "- parcels are matched by name; missing parcels are marked invalid; scans shorter than one patch are refused",
+        "- NaN and inf are missing values: a parcel holding one is invalid, and a scan with fewer than half its "
+        "parcels valid is refused",
+        f"- spikes clipped to each parcel's median +- {prep.get('clip_mad')} robust SDs (1.4826 x MAD) before resampling"
+        if prep.get("clip_mad") is not None else "- no spike clipping (trained before clipping existed)",
         "",
         "## Architecture",
         f"- {json.dumps(cfg['model'], sort_keys=True)}",
@@ -153,15 +192,30 @@ def _probe_lines(probes_summary):
         return ["## Probe results", "- no probe summary was given to `semantoks export --probes`.", ""]
     import pandas as pd
 
-    table = pd.read_csv(probes_summary, sep="\t")
-    lines = ["## Probe results (linear probes, subject-grouped repeated splits)", "",
+    table = pd.read_csv(probes_summary, sep="\t", na_values=["n/a"])
+    lines = _verdict_lines(table, Path(probes_summary).with_name("paired.tsv"))
+    lines += ["## Probe results (linear probes, subject-grouped repeated splits)", "",
              "| phenotype | metric | feature set | mean | sd | shuffled mean | p |", "|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
-        if getattr(row, "status", "ok") != "ok":
+        # a set drawn over pretraining seeds is listed once, pooled (its per-seed rows stay in summary.tsv)
+        if getattr(row, "status", "ok") != "ok" or split_seed(row.feature_set)[1] is not None:
             continue
         lines.append(f"| {row.phenotype} | {row.metric} | {row.feature_set} | {row.mean:.3f} | {row.sd:.3f} | "
                      f"{row.shuffled_mean:.3f} | {row.p_value:.3g} |")
     return lines + [""]
+
+
+def _verdict_lines(summary, paired_tsv):
+    """The report's lead table, from the paired.tsv beside summary.tsv (the probe stage writes both)."""
+    if not paired_tsv.is_file():
+        return []
+    import pandas as pd
+
+    from semantoks.pretraining_verdict import verdict_markdown, verdict_rows
+
+    paired = pd.read_csv(paired_tsv, sep="\t", na_values=["n/a"])
+    return ["## What pretraining bought (probes of the model against its best baseline)", "",
+            *verdict_markdown(verdict_rows(summary, paired)), ""]
 
 
 def _weights_digest(weights):

@@ -36,21 +36,26 @@ from semantoks.model.online_eval import (
     usable_subjects,
 )
 from semantoks.model.schedules import build_schedules
+from semantoks.model.state_lock import LOCK_NAME, state_lock
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = "state"
 PUBLISHED_MARK = "published.json"
+# beside the published checkpoint: {step, steps, stopped_early}
+TRAINING_END_NAME = "training.json"
 LOSS_TERMS = ("total", "compression", "expansion", "mtm", "ttr")
 
 
-def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_dir=None):
+def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_dir=None, code_version=None):
     """Pretrain on `cohorts` of the dataset; returns out_dir/checkpoint.pt, the final checkpoint.
 
     cfg: a `pretrain` config section or a PretrainConfig. state_dir: where resumable state lives
     (default out_dir/state). resume: None follows the config's `resume`; False always starts fresh.
+    code_version: the rule's code hash; with it, a finished run of the same settings, code and data (a job that
+    finished after its Snakemake was lost) is published again instead of retrained.
     """
-    from semantoks.dataset import read_atlas_metadata
+    from semantoks.dataset import dataset_digest, read_atlas_metadata
 
     config = resolve_pretrain_config(cfg)
     if resume is not None:
@@ -74,10 +79,14 @@ def pretrain(cfg, dataset_root, atlas_id, cohorts, out_dir, resume=None, state_d
                                      config.cache_dtype, exclude_subjects=sorted(set(held_out) | set(excluded)))
         needs_crops = context.is_main and (config.health_every or config.eval_every)
         crops = _monitor_crops(dataset_root, atlas_id, cohorts, config, held_out) if needs_crops else None
-        run = _Run(config, context, identity, data, state_dir, held_out, crops, phenotypes, excluded)
-        step, stop_reason = run.train()
-        if context.is_main:
-            _publish(state_dir, out_dir, config, step, stop_reason)
+        inputs = None if code_version is None else {"code": code_version,
+                                                     "data": dataset_digest(dataset_root, atlas_id, cohorts)}
+        run = _Run(config, context, identity, data, state_dir, held_out, crops, phenotypes, excluded, inputs)
+        # one process trains in a state folder: an orphaned job still running must not be joined by a rerun
+        with state_lock(state_dir) if context.is_main else contextlib.nullcontext():
+            step, stop_reason = run.train()
+            if context.is_main:
+                _publish(state_dir, out_dir, config, step, stop_reason, inputs)
         distributed.barrier(context)
         return out_dir / CHECKPOINT_NAME
     finally:
@@ -120,9 +129,10 @@ def _monitor_crops(root, atlas_id, cohorts, config, held_out):
 class _Run:
     """One training run: model, optimiser and schedules built once from the resolved config."""
 
-    def __init__(self, config, context, identity, data, state_dir, held_out, crops, phenotypes, excluded=()):
+    def __init__(self, config, context, identity, data, state_dir, held_out, crops, phenotypes, excluded=(),
+                 inputs=None):
         self.config, self.context, self.identity, self.data = config, context, identity, data
-        self.excluded = excluded
+        self.excluded, self.inputs = excluded, inputs
         self.state_dir, self.held_out, self.crops, self.phenotypes = state_dir, held_out, crops, phenotypes
         self.device = context.device
         if self.device.type == "cuda":
@@ -279,7 +289,7 @@ class _Run:
         if found is None:
             return 0
         state, path = found
-        reason = continuation_refusal(state, self.config, self.identity, self.state_dir)
+        reason = continuation_refusal(state, self.config, self.identity, self.state_dir, self.inputs)
         if reason:
             self._set_aside(reason)
             return 0
@@ -312,16 +322,25 @@ class _Run:
     def _set_aside(self, reason):
         """Move an existing state folder to <state>.replaced (replacing an older one) and say why."""
         distributed.barrier(self.context)
-        if self.context.is_main and self.state_dir.exists() and any(self.state_dir.iterdir()):
+        if self.context.is_main and self.state_dir.exists() and any(p.name != LOCK_NAME for p in self.state_dir.iterdir()):
             aside = self.state_dir.with_name(self.state_dir.name + ".replaced")
             shutil.rmtree(aside, ignore_errors=True)
             self.state_dir.rename(aside)
+            # the lock stays with the state folder this run trains in
+            self.state_dir.mkdir()
+            if (aside / LOCK_NAME).exists():
+                (aside / LOCK_NAME).replace(self.state_dir / LOCK_NAME)
             log.warning("starting fresh: %s; the old training state was moved to %s", reason, aside)
         distributed.barrier(self.context)
 
 
-def continuation_refusal(state, config, identity, state_dir):
-    """Why the state in `state_dir` must not be continued under `config` and `identity`; None if it may."""
+def continuation_refusal(state, config, identity, state_dir, inputs=None):
+    """Why the state in `state_dir` must not be continued under `config` and `identity`; None if it may.
+
+    A finished, published run is retrained (the rerun was asked for: code or data changed, or --forcerun)
+    unless `inputs` (code and data digests) equal those it was published with: then only its job outlived
+    Snakemake, and it is published again as it is.
+    """
     saved = state["config"]
     changed = _changed_keys(saved, config.to_dict(), skip=OPERATIONAL_KEYS + ("steps",))
     changed += [f"data {key}" for key in sorted(set(identity) | set(state["data_identity"]))
@@ -330,15 +349,20 @@ def continuation_refusal(state, config, identity, state_dir):
         return f"the training state was made with different settings ({', '.join(changed)})"
     if config.steps < saved["steps"]:
         return f"pretrain steps was lowered from {saved['steps']} to {config.steps}"
-    if state["step"] >= saved["steps"] == config.steps and _published_step(state_dir) == state["step"]:
+    published = _published(state_dir)
+    if state["step"] >= saved["steps"] == config.steps and published.get("step") == state["step"]:
+        if inputs is not None and published.get("inputs") == inputs:
+            log.info("the state holds this finished run (same settings, code and data), published at step %d; "
+                     "publishing it again without training (pretrain resume: never retrains it)", state["step"])
+            return None
         return "the state holds a finished, published run with these settings, and rerunning it retrains"
     return None
 
 
-def _published_step(state_dir):
-    """The step whose model was last copied to the outputs; None if none was (e.g. killed while publishing)."""
+def _published(state_dir):
+    """The record of the model last copied to the outputs ({} if none was, e.g. killed while publishing)."""
     mark = Path(state_dir) / PUBLISHED_MARK
-    return json.loads(mark.read_text())["step"] if mark.is_file() else None
+    return json.loads(mark.read_text()) if mark.is_file() else {}
 
 
 def _changed_keys(old, new, skip=(), prefix=""):
@@ -354,18 +378,22 @@ def _changed_keys(old, new, skip=(), prefix=""):
     return changed
 
 
-def _publish(state_dir, out_dir, config, step, stop_reason):
-    """Copy the final checkpoint, log.csv and config.yaml from the state folder to out_dir, each atomically."""
+def _publish(state_dir, out_dir, config, step, stop_reason, inputs=None):
+    """Copy the final checkpoint, log.csv and config.yaml from the state folder to out_dir, each atomically;
+    `training.json` beside them says at which step of how many and why training ended (report, model card)."""
+    ending = {"step": step, "steps": config.steps, "stopped_early": stop_reason}
+    write_text(out_dir / TRAINING_END_NAME, json.dumps(ending) + "\n")
     for name in (CHECKPOINT_NAME, "log.csv", "config.yaml"):
         source = state_dir / name
         if name == "log.csv" and not source.exists():
             write_text(source, "")
         with atomic_path(out_dir / name) as tmp:
             shutil.copyfile(source, tmp)
-    write_text(state_dir / PUBLISHED_MARK, json.dumps({"step": step, "stopped_early": stop_reason}) + "\n")
+    write_text(state_dir / PUBLISHED_MARK, json.dumps({**ending, "inputs": inputs}) + "\n")
     if stop_reason:
-        log.warning("pretraining stopped early at step %d of %d (%s); %s holds that model; rerun the rule to "
-                    "continue from it", step, config.steps, stop_reason, out_dir / CHECKPOINT_NAME)
+        # its outputs exist, so a plain rerun has nothing to do: only a forced rerun continues the run
+        log.warning("pretraining stopped early at step %d of %d (%s); %s holds that model; continue it with "
+                    "`snakemake --forcerun pretrain`", step, config.steps, stop_reason, out_dir / CHECKPOINT_NAME)
     else:
         log.info("pretraining finished at step %d; wrote %s", step, out_dir / CHECKPOINT_NAME)
 

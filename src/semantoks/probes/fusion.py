@@ -10,6 +10,7 @@ import numpy as np
 
 from semantoks.errors import SemantoksError
 from semantoks.features.registry import FEATURE_SETS, feature_set, fold_features
+from semantoks.seeds import seeded_name, split_seed
 
 PROBE_FEATURE_SETS = tuple(FEATURE_SETS)
 # the language stages' feature sets (docs/language.md), probed in their own job beside the others
@@ -17,15 +18,34 @@ ALIGNED_FEATURE_SET = "model_aligned"
 
 
 def components(name):
-    """The file-level feature sets a probed set is made of (itself when it is not fused)."""
-    return feature_set(name).components
+    """The file-level feature sets a probed set is made of (itself when it is not fused); at a seed
+    (`model+network_fc@1`) its per-seed parts are that seed's files (`model@1`, `network_fc`)."""
+    base, seed = split_seed(name)
+    parts = feature_set(base).components
+    if seed is None:
+        return parts
+    return tuple(seeded_name(part, seed) if FEATURE_SETS[part].per_seed else part for part in parts)
 
 
-def probed_feature_sets(names, pretrain_enabled=True):
-    """The configured sets that can run: without pretraining, none that needs the model's embeddings."""
-    if pretrain_enabled:
-        return list(names)
-    return [name for name in names if not feature_set(name).needs_model]
+def probed_feature_sets(names, pretrain_enabled=True, seeds=None):
+    """The configured sets that can run: without pretraining, none that needs the model's embeddings.
+
+    With `seeds` (the pretraining seeds), every set made with a per-seed set (`model`, `random_init`) is
+    probed once per seed (`model@0`, `model@1`, ...; semantoks/seeds.py)."""
+    runnable = [name for name in names if pretrain_enabled or not feature_set(name).needs_model]
+    if seeds is None:
+        return runnable
+    return [drawn for name in runnable
+            for drawn in ([seeded_name(name, seed) for seed in seeds] if _drawn_per_seed(name) else [name])]
+
+
+def _drawn_per_seed(name):
+    return any(FEATURE_SETS[part].per_seed for part in components(name))
+
+
+def _loaded_parts(name):
+    """The parts of a loaded set: registry sets (at a seed too) by `components`, others (language sets) whole."""
+    return components(name) if split_seed(name)[0] in FEATURE_SETS else (name,)
 
 
 def language_feature_sets(language):
@@ -45,7 +65,7 @@ def add_fused_sets(aligned, names):
     """{name: (meta, X)} for `names` from aligned file-level sets, and {name: block widths} of the fused ones."""
     probed, blocks = {}, {}
     for name in names:
-        parts = FEATURE_SETS[name].components if name in FEATURE_SETS else (name,)
+        parts = _loaded_parts(name)
         missing = [part for part in parts if part not in aligned]
         if missing:
             raise SemantoksError(f"feature set {name!r}: needs {', '.join(missing)}, which was not loaded.")
@@ -61,7 +81,7 @@ def add_fused_sets(aligned, names):
 def split_features(name, X_train, X_test, blocks=None):
     """One split's (train, test, block widths) of a probed set: each part's fold (e.g. tangent FC) fitted on the
     training rows only. A fused set's stored blocks (`blocks` widths) are folded part by part."""
-    parts = FEATURE_SETS[name].components if name in FEATURE_SETS else (name,)
+    parts = _loaded_parts(name)
     if len(parts) == 1:
         return (*fold_features(name, X_train, X_test), blocks)
     edges = np.cumsum([0, *blocks])

@@ -9,6 +9,12 @@ Learning 52:239-281) correct the variance of the mean difference to (1/J + n_tes
 
 compared with Student's t on J - 1 degrees of freedom (two-sided). n_test and n_train count
 subjects, the unit the splits resample.
+
+Sets probed at several pretraining seeds (`model@1`; semantoks/seeds.py) are compared at each seed with
+the baselines at the same seed (`random_init@1`) and, pooled, under their own name: the per-split
+difference averaged over seeds, then the same corrected test. Multiplicity: Holm's step-down
+correction within each family of one phenotype x metric x seed level (the pooled tests are one
+level, each seed another), in the `p_holm` column (`with_holm`).
 """
 
 import numpy as np
@@ -16,6 +22,7 @@ from scipy import stats
 
 from semantoks.errors import SemantoksError
 from semantoks.features.registry import baseline_names
+from semantoks.seeds import seeded_name, split_seed
 
 BASELINES = baseline_names()
 # sets probed beside an earlier record (the language sets) are also compared with the unaligned model
@@ -25,6 +32,7 @@ PAIRED_COLUMNS = [
     "metric",
     "a",
     "b",
+    "seed",
     "mean_a",
     "mean_b",
     "mean_diff",
@@ -32,6 +40,7 @@ PAIRED_COLUMNS = [
     "t",
     "df",
     "p_corrected",
+    "p_holm",
     "n_splits",
     "n_train",
     "n_test",
@@ -68,10 +77,14 @@ def corrected_paired_t(a, b, n_train, n_test):
 
 
 def comparison_pairs(feature_sets, baselines=BASELINES):
-    """(a, b) pairs: every feature set against every baseline present, each unordered pair once."""
+    """(a, b) pairs: every feature set against every baseline present, each unordered pair once; a set
+    drawn at a seed meets a baseline drawn per seed at that same seed (`model@1` vs `random_init@1`)."""
     pairs, seen = [], set()
     for a in feature_sets:
+        seed = split_seed(a)[1]
         for b in baselines:
+            if seed is not None and seeded_name(b, seed) in feature_sets:
+                b = seeded_name(b, seed)
             if b == a or b not in feature_sets or frozenset((a, b)) in seen:
                 continue
             seen.add(frozenset((a, b)))
@@ -99,6 +112,7 @@ def paired_comparisons(record, baselines=BASELINES):
                     "metric": metric,
                     "a": a,
                     "b": b,
+                    "seed": split_seed(a)[1] if split_seed(a)[1] is not None else split_seed(b)[1],
                     **test,
                     "n_train": n_train,
                     "n_test": n_test,
@@ -121,6 +135,29 @@ def paired_with_reference(record, reference, baselines=REFERENCE_BASELINES):
     merged = {**own, **{name: result for name, result in reference["feature_sets"].items() if name not in own}}
     rows = paired_comparisons({**record, "feature_sets": merged}, baselines)
     return [row for row in rows if row["a"] in own]
+
+
+def holm(p_values):
+    """Holm's step-down adjusted p-values (Holm 1979): the k-th smallest of m is max over j <= k of
+    min(1, (m - j + 1) p_(j)); None stays None and is not counted in m."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None and np.isfinite(p))
+    adjusted, running = [None] * len(p_values), 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def with_holm(rows):
+    """Copies of paired rows with `p_holm`: Holm within each phenotype x metric x seed level."""
+    families = {}
+    for i, row in enumerate(rows):
+        families.setdefault((row["phenotype"], row["metric"], row.get("seed")), []).append(i)
+    adjusted = [dict(row) for row in rows]
+    for members in families.values():
+        for i, p in zip(members, holm([rows[i]["p_corrected"] for i in members])):
+            adjusted[i]["p_holm"] = p
+    return adjusted
 
 
 def _as_float(values):

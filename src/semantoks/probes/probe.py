@@ -32,6 +32,7 @@ from semantoks.probes.nulls import subject_label_shuffles
 from semantoks.probes.paired import paired_comparisons, paired_with_reference
 from semantoks.probes.splits import scan_indices, scan_splits, site_splits, subject_folds, subject_splits
 from semantoks.probes.summary import summarise
+from semantoks.seeds import seed_groups, split_seed
 
 
 def phenotype_seed(seed, name):
@@ -188,8 +189,51 @@ def _probe(aligned, blocks, labels, settings, sites=None, covariates=None):
         "splits": [
             {"train": labels.subjects[train].tolist(), "test": labels.subjects[test].tolist()} for train, test in splits
         ],
-        "feature_sets": results,
+        "feature_sets": pool_seeds(results),
     }
+
+
+def pool_seeds(results):
+    """Results with each set probed at several seeds pooled under its own name (semantoks/seeds.py), placed
+    before its per-seed entries; a set drawn at one seed is simply renamed. Every seed shares the splits
+    and the label permutations, so the pooled null is the seed mean of each permutation's score."""
+    groups = seed_groups(results)
+    pooled = {}
+    for name, result in results.items():
+        base = split_seed(name)[0]
+        if base not in groups:
+            pooled[name] = result
+            continue
+        drawn = groups[base]
+        if base not in pooled:
+            merged = result if len(drawn) == 1 else _pooled_result([results[n] for n in drawn])
+            pooled[base] = {**merged, "seeds": [split_seed(n)[1] for n in drawn]}
+        if len(drawn) > 1:
+            pooled[name] = result
+    return pooled
+
+
+def _pooled_result(drawn):
+    result = {"metrics": {}, "summary": {}}
+    for metric, summary in drawn[0]["summary"].items():
+        observed = _seed_mean([r["metrics"][metric] for r in drawn])
+        null = _seed_mean([r["summary"][metric]["null"] for r in drawn])
+        seed_means = [r["summary"][metric]["mean"] for r in drawn]
+        finite = [m for m in seed_means if m is not None]
+        result["metrics"][metric] = [_finite_or_none(v) for v in observed]
+        result["summary"][metric] = {
+            **_metric_summary(metric, observed, null),
+            "seed_means": seed_means,
+            "seed_min": min(finite) if finite else None,
+            "seed_max": max(finite) if finite else None,
+        }
+    return result
+
+
+def _seed_mean(per_seed):
+    """Mean over seeds per position, NaN where any seed has no score (the seeds must agree on what is scored)."""
+    values = np.array([[np.nan if v is None else v for v in row] for row in per_seed], dtype=np.float64)
+    return values.mean(axis=0)
 
 
 def _shuffled_label_columns(values, n_permutations, seed):

@@ -1,5 +1,8 @@
 """The probes' summary tables from the per-phenotype JSONs: one row per feature set, phenotype and metric
-(summary.tsv), and one per paired comparison of two feature sets on the same splits (paired.tsv)."""
+(summary.tsv), and one per paired comparison of two feature sets on the same splits (paired.tsv).
+
+A set probed at several pretraining seeds has its pooled row (seed mean per split; `n_seeds`, and the
+seed interval `seed_min`..`seed_max`, the range of the per-seed means) and one row per seed (`model@1`)."""
 
 import json
 
@@ -7,7 +10,7 @@ import pandas as pd
 
 from semantoks.atomic import write_table_tsv
 from semantoks.errors import SemantoksError
-from semantoks.probes.paired import PAIRED_COLUMNS
+from semantoks.probes.paired import PAIRED_COLUMNS, with_holm
 
 SUMMARY_COLUMNS = [
     "feature_set",
@@ -17,6 +20,9 @@ SUMMARY_COLUMNS = [
     "sd",
     "n_subjects",
     "n_repeats",
+    "n_seeds",
+    "seed_min",
+    "seed_max",
     "p_value",
     "shuffled_mean",
     "status",
@@ -46,6 +52,9 @@ def summary_rows(record):
                     "mean": summary["mean"],
                     "sd": summary["sd"],
                     "n_repeats": summary["n_repeats"],
+                    "n_seeds": len(result["seeds"]) if "seeds" in result else None,
+                    "seed_min": summary.get("seed_min", summary["mean"] if "seeds" in result else None),
+                    "seed_max": summary.get("seed_max", summary["mean"] if "seeds" in result else None),
                     "p_value": summary["p_value"],
                     "shuffled_mean": summary["shuffled_mean"],
                 }
@@ -62,7 +71,8 @@ def read_probe_record(path):
 
 def merge_records(records):
     """One record per phenotype: a later record of the same phenotype (the language sets, probed beside
-    the main record on its splits) adds its feature sets, dropped-scan counts and paired rows to the first."""
+    the main record on its splits) adds its feature sets, dropped-scan counts and paired rows to the first.
+    The merged paired rows carry `p_holm`, Holm within each phenotype x metric x seed level."""
     merged = {}
     for record in records:
         first = merged.get(record["phenotype"])
@@ -74,7 +84,7 @@ def merge_records(records):
         first["feature_sets"].update(record["feature_sets"])
         first["dropped_scans"].update(record.get("dropped_scans", {}))
         first["paired"] += record.get("paired", [])
-    return list(merged.values())
+    return [{**record, "paired": with_holm(record["paired"])} for record in merged.values()]
 
 
 def read_probe_records(json_paths):

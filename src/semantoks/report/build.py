@@ -5,6 +5,7 @@ import datetime
 import html
 import importlib.metadata
 import importlib.resources
+import json
 import platform
 import string
 from pathlib import Path
@@ -18,9 +19,11 @@ from semantoks.dataset import iter_scans
 from semantoks.errors import SemantoksError
 from semantoks.health_verdict import HEALTH_KEYS, INDISTINGUISHABLE, verdict
 from semantoks.probes.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
-from semantoks.probes.summary import read_probe_records
+from semantoks.pretraining_verdict import format_interval, verdict_rows, verdict_sentence
+from semantoks.probes.summary import paired_table, read_probe_records
 from semantoks.report import figures
 from semantoks.report.language import language_section
+from semantoks.seeds import split_seed
 
 VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "pyarrow", "matplotlib", "torch", "nilearn")
 
@@ -43,6 +46,7 @@ def build_report(
     fields = {
         "title": html.escape(title or "semantoks: phenotype probes of a network-token brain foundation model"),
         "run_line": html.escape(_run_line(config_hash)),
+        "verdict_section": _verdict_section(summary, records),
         "probe_intro": _probe_intro(records),
         "probe_figure": _probe_figure(records, figures_dir),
         "summary_table": _summary_table(summary),
@@ -80,10 +84,42 @@ def _settings(records):
     return next((r["settings"] for r in records if r.get("settings")), {})
 
 
+def _verdict_section(summary, records):
+    """The report's lead: per phenotype the model against its best baseline (pretraining_verdict.py)."""
+    rows = verdict_rows(summary, paired_table(records))
+    sentence = f"<p><b>{html.escape(verdict_sentence(rows))}</b></p>"
+    if not rows:
+        return sentence
+    head = ("<tr><th>phenotype</th><th>metric</th><th>model [seed range]</th><th>best baseline [seed range]</th>"
+            "<th>model − baseline</th><th>p (corrected t)</th><th>p (Holm)</th><th>verdict</th></tr>")
+    body = "".join(
+        f"<tr><td>{html.escape(str(row['phenotype']))}</td><td>{figures.METRIC_LABELS[row['metric']]}</td>"
+        f"<td class='num'>{format_interval(row['model'])}</td><td>{html.escape(row['baseline'])} "
+        f"{format_interval(row['baseline_score'])}</td><td class='num'>{_signed(row['difference'])}</td>"
+        f"<td class='num'>{_number(row['p_corrected'])}</td><td class='num'>{_number(row['p_holm'])}</td>"
+        f"<td{' class=best' if row['outcome'] == 'better' else ''}>{html.escape(row['outcome'])}</td></tr>"
+        for row in rows
+    )
+    seeds = max((row["model"]["n_seeds"] or 1 for row in rows), default=1)
+    note = (
+        "Per phenotype, its primary metric: the model (mean over its pretraining seeds) against the strongest set "
+        "it was paired with on the same splits (random_init and every classical baseline). Seed range: lowest and "
+        f"highest per-seed mean over {seeds} seed(s). p (corrected t): Nadeau-Bengio corrected resampled t-test "
+        "of the per-split difference averaged over seeds; p (Holm): Holm's correction over every paired test of "
+        "that phenotype and metric at the pooled level (probes/paired.tsv)."
+    )
+    return f"{sentence}<table>{head}{body}</table><p class='meta'>{html.escape(note)}</p>"
+
+
+def _pooled(names):
+    """The names of sets as reported: a set drawn over seeds once, under its own name (semantoks/seeds.py)."""
+    return [name for name in names if split_seed(name)[1] is None]
+
+
 def _probe_intro(records):
     settings = _settings(records)
     ok = [r for r in records if r["status"] == "ok"]
-    feature_sets = sorted({name for r in ok for name in r["feature_sets"]})
+    feature_sets = sorted({name for r in ok for name in _pooled(r["feature_sets"])})
     return html.escape(
         f"{len(ok)} of {len(records)} phenotypes probed with {len(feature_sets)} feature sets "
         f"({', '.join(feature_sets) or 'none'}): a standardised linear probe (logistic regression for classes, "
@@ -99,18 +135,19 @@ def _probe_figure(records, figures_dir=None):
         return "<p>No phenotype could be probed; see the reasons below.</p>"
     settings = _settings(records)
     caption = (
-        "Each panel is one phenotype. Bars: mean of its primary metric (balanced accuracy for class labels, "
-        f"R² for continuous ones) over {settings.get('n_repeats', '?')} subject-grouped splits; whiskers ±1 SD; "
-        "dots: single splits. Dashed line on a bar: the same feature set's shuffled-label control "
-        f"(mean over {settings.get('n_permutations', '?')} subject-level label permutations on the same splits), "
-        "with its permutation p-value under the feature set's name. Dotted grey line: chance."
+        "Each panel is one phenotype, one row per feature set. Bars: mean of its primary metric (balanced accuracy "
+        f"for class labels, R² for continuous ones) over {settings.get('n_repeats', '?')} subject-grouped splits; "
+        "whiskers ±1 SD; dots: single splits. A set drawn over pretraining seeds: its bar and dots are the "
+        "per-split mean over seeds, white diamonds the per-seed means. Dashed line on a bar: the same feature "
+        f"set's shuffled-label control (mean over {settings.get('n_permutations', '?')} subject-level label "
+        "permutations on the same splits), its permutation p-value beside the set's name. Dotted grey line: chance."
     )
     return _figure(figures.probe_bars(records), html.escape(caption), "probe results per phenotype", figures_dir)
 
 
 def _summary_table(summary):
     """One table for class-label phenotypes and one for continuous ones: a row per phenotype x feature set."""
-    ok = summary[summary["status"] == "ok"]
+    ok = summary[(summary["status"] == "ok") & summary["feature_set"].isin(_pooled(summary["feature_set"]))]
     tables = []
     for metrics in (CLASSIFICATION_METRICS, REGRESSION_METRICS):
         part = ok[ok["metric"].isin(metrics)]
@@ -134,7 +171,9 @@ def _summary_table(summary):
                 )
         tables.append(f"<table>{''.join(rows)}</table>")
     if tables:
-        tables.append("<p class='meta'>Bold: the best feature set for that phenotype and metric.</p>")
+        tables.append("<p class='meta'>Bold: the best feature set for that phenotype and metric. A set drawn over "
+                      "pretraining seeds shows its seed mean and, in brackets, the range of its per-seed means; its "
+                      "per-seed rows are in probes/summary.tsv.</p>")
     return "".join(tables)
 
 
@@ -149,8 +188,11 @@ def _metric_cell(by_metric, metric, is_best):
     if metric not in by_metric.index:
         return "<td></td>"
     row = by_metric.loc[metric]
+    seeds = row.get("n_seeds")
+    spread = (f' <span class="sub">[{_number(row["seed_min"])}, {_number(row["seed_max"])}] over {int(seeds)} seeds</span>'
+              if pd.notna(seeds) and seeds > 1 else "")
     return (
-        f'<td class="num{" best" if is_best else ""}">{_number(row["mean"])} ± {_number(row["sd"])}'
+        f'<td class="num{" best" if is_best else ""}">{_number(row["mean"])} ± {_number(row["sd"])}{spread}'
         f'<br><span class="sub">shuffled {_number(row["shuffled_mean"])} · p {_number(row["p_value"])}</span></td>'
     )
 
@@ -163,35 +205,38 @@ def _paired_section(records, alpha=0.05):
             continue
         metric = figures.PRIMARY_METRIC[record["type"]]
         label = figures.METRIC_LABELS[metric]
-        for row in (r for r in record["paired"] if r["metric"] == metric):
-            significant = row["p_corrected"] is not None and row["p_corrected"] < alpha
+        for row in (r for r in record["paired"] if r["metric"] == metric and r.get("seed") is None):
+            significant = row.get("p_holm") is not None and row["p_holm"] < alpha
             rows.append(
                 f"<tr><td>{html.escape(record['phenotype'])}</td><td>{html.escape(row['a'])} vs "
                 f"{html.escape(row['b'])}</td><td class='num'>{_number(row['mean_a'])}</td>"
                 f"<td class='num'>{_number(row['mean_b'])}</td>"
                 f"<td class='num{' best' if significant else ''}'>{_signed(row['mean_diff'])} ± {_number(row['sd_diff'])}</td>"
                 f"<td class='num'>{_number(row['t'])}</td><td class='num'>{_number(row['p_corrected'])}</td>"
-                f"<td class='num'>{row['n_splits']}</td></tr>"
+                f"<td class='num'>{_number(row.get('p_holm'))}</td><td class='num'>{row['n_splits']}</td></tr>"
             )
             if significant:
                 better, worse = (row["a"], row["b"]) if row["mean_diff"] > 0 else (row["b"], row["a"])
                 high, low = sorted((row["mean_a"], row["mean_b"]), reverse=True)
                 sentences.append(
                     f"{better} beats {worse} on {record['phenotype']} ({label} {_number(high)} vs {_number(low)}, "
-                    f"corrected p = {_number(row['p_corrected'])})."
+                    f"Holm-corrected p = {_number(row['p_holm'])})."
                 )
     if not rows:
         return ""
-    verdict = " ".join(sentences) or f"No difference between feature sets is significant at p < {alpha:g}."
+    verdict = " ".join(sentences) or (f"No difference between feature sets is significant at Holm-corrected "
+                                       f"p < {alpha:g}.")
     head = (
         "<tr><th>phenotype</th><th>a vs b</th><th>mean a</th><th>mean b</th><th>a − b (± SD over splits)</th>"
-        "<th>t</th><th>p</th><th>splits</th></tr>"
+        "<th>t</th><th>p</th><th>p (Holm)</th><th>splits</th></tr>"
     )
     note = (
         "Each feature set against each baseline on the same splits, on the phenotype's primary metric "
         "(every metric: probes/paired.tsv). t: Nadeau-Bengio corrected resampled t-test, variance "
-        "(1/J + n_test/n_train)·s² over J splits, Student t with J − 1 df, two-sided; "
-        f"bold: p < {alpha:g}."
+        "(1/J + n_test/n_train)·s² over J splits, Student t with J − 1 df, two-sided; sets drawn over pretraining "
+        "seeds enter with the per-split score averaged over seeds (per-seed tests: probes/paired.tsv). "
+        "p (Holm): Holm's step-down correction over every test of that phenotype and metric; "
+        f"bold: Holm p < {alpha:g}."
     )
     return (
         f"<h3>Paired comparisons</h3><p>{html.escape(verdict)}</p><table>{head}{''.join(rows)}</table>"
@@ -229,11 +274,21 @@ def _loss_section(log_csv, figures_dir=None):
     if "step" not in log.columns or log.empty:
         raise SemantoksError(f"{log_csv}: has no `step` column or no rows; re-run pretraining to rewrite it.")
     caption = (
-        f"Left: the self-distillation loss terms logged by the trainer over {int(log['step'].max())} steps "
+        f"Left: the self-distillation loss terms logged by the trainer over {_steps_trained(log_csv, log)} "
         "(log scale when all are positive). Right: the per-step schedules, each divided by its maximum so they "
         "share one axis. A total loss that falls and flattens, with no term collapsing to zero, is the healthy shape."
     )
     return _figure(figures.loss_curves(log), html.escape(caption), "pretraining loss curves", figures_dir)
+
+
+def _steps_trained(log_csv, log):
+    """'N steps', or 'N of M planned steps (training stopped early: why)' from training.json beside the log."""
+    ending_path = Path(log_csv).with_name("training.json")
+    ending = json.loads(ending_path.read_text()) if ending_path.is_file() else {}
+    if ending.get("stopped_early"):
+        return (f"{ending['step']} of {ending['steps']} planned steps (training stopped early: "
+                f"{ending['stopped_early']})")
+    return f"{int(log['step'].max())} steps"
 
 
 def _health_section(log_csv, figures_dir=None):

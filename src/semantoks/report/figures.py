@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from semantoks.health_verdict import COLLAPSED_COSINE, COLLAPSED_RANKME, INDISTINGUISHABLE_CKA  # noqa: E402
 from semantoks.features.connectivity import fisher_z_connectivity  # noqa: E402
+from semantoks.seeds import split_seed  # noqa: E402
 
 PRIMARY_METRIC = {"binary": "balanced_accuracy", "categorical": "balanced_accuracy", "continuous": "r2"}
 METRIC_LABELS = {
@@ -45,39 +46,58 @@ def chance_level(record, metric):
 
 def probe_bars(records):
     """One panel per probed phenotype: its primary metric per feature set, with the shuffled-label control."""
+    return to_png(probe_bars_figure(records))
+
+
+def probe_bars_figure(records):
+    """The probe panels as a figure: horizontal bars, one row per feature set, so any number of sets keeps
+    its labels apart; a set drawn over seeds shows its seed mean, each seed's mean as a white diamond."""
     records = [r for r in records if r["status"] == "ok"]
-    n_columns = min(3, max(len(records), 1))
+    n_sets = max((len(_reported(r)) for r in records), default=1)
+    n_columns = min(2, max(len(records), 1))
     n_rows = int(np.ceil(len(records) / n_columns)) or 1
-    figure, axes = plt.subplots(n_rows, n_columns, figsize=(4.4 * n_columns, 3.6 * n_rows), squeeze=False)
+    figure, axes = plt.subplots(n_rows, n_columns, figsize=(6.2 * n_columns, (0.9 + 0.34 * n_sets) * n_rows),
+                                squeeze=False)
     for ax in axes.flat[len(records) :]:
         ax.axis("off")
     for ax, record in zip(axes.flat, records):
         metric = PRIMARY_METRIC[record["type"]]
-        names = list(record["feature_sets"])
+        names = _reported(record)
         for i, name in enumerate(names):
             result = record["feature_sets"][name]
             summary = result["summary"][metric]
-            ax.bar(i, summary["mean"], yerr=summary["sd"], color=COLORS[i % 10], alpha=0.85, capsize=4, width=0.7)
+            ax.barh(i, summary["mean"], xerr=summary["sd"], color=COLORS[i % 10], alpha=0.85, capsize=3, height=0.7)
             points = np.array([v for v in result["metrics"][metric] if v is not None])
-            jitter = np.linspace(-0.18, 0.18, len(points)) if len(points) > 1 else np.zeros(len(points))
-            ax.scatter(i + jitter, points, s=9, color="black", alpha=0.5, zorder=3)
+            jitter = np.linspace(-0.16, 0.16, len(points)) if len(points) > 1 else np.zeros(len(points))
+            ax.scatter(points, i + jitter, s=7, color="black", alpha=0.45, zorder=3)
+            seed_means = [v for v in summary.get("seed_means") or [] if v is not None]
+            ax.scatter(seed_means, [i] * len(seed_means), marker="D", s=22, facecolor="white", edgecolor="black",
+                       zorder=5)
             if summary["shuffled_mean"] is not None:
-                ax.hlines(summary["shuffled_mean"], i - 0.35, i + 0.35, colors="black", linestyles="--", zorder=4)
+                ax.vlines(summary["shuffled_mean"], i - 0.35, i + 0.35, colors="black", linestyles="--", zorder=4)
         chance = chance_level(record, metric)
         if chance is not None:
-            ax.axhline(chance, color="grey", lw=0.8, ls=":")
-        ticks = [f"{name}\n{_p_text(record['feature_sets'][name]['summary'][metric]['p_value'])}" for name in names]
-        ax.set_xticks(range(len(names)), ticks, fontsize=8)
-        ax.set_ylabel(METRIC_LABELS[metric])
+            ax.axvline(chance, color="grey", lw=0.8, ls=":")
+        ticks = [_set_label(name, record["feature_sets"][name], metric) for name in names]
+        ax.set_yticks(range(len(names)), ticks, fontsize=8)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_xlabel(METRIC_LABELS[metric])
         ax.set_title(f"{record['phenotype']} ({record['type']}, n={record['n_subjects']})", fontsize=10)
-        ax.margins(y=0.15)
+        ax.margins(x=0.08)
         ax.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
-    return to_png(figure)
+    return figure
 
 
-def _p_text(p_value):
-    return "" if p_value is None else f"p = {p_value:.3f}"
+def _reported(record):
+    """The sets drawn in a panel: one per set, a set drawn over seeds once under its own name."""
+    return [name for name in record["feature_sets"] if split_seed(name)[1] is None]
+
+
+def _set_label(name, result, metric):
+    seeds = f", {len(result['seeds'])} seeds" if len(result.get("seeds") or []) > 1 else ""
+    p_value = result["summary"][metric]["p_value"]
+    return f"{name}{seeds}" + ("" if p_value is None else f"  (p = {p_value:.3f})")
 
 
 def loss_curves(log):

@@ -45,7 +45,8 @@ MODULE_EDITS = {
     # the probes package's face is lazy: its modules belong to the rules that import them, not to every user
     "src/semantoks/probes/estimators.py": {"language_eval"} | PROBES,
     "src/semantoks/probes/probe.py": PROBES,
-    "src/semantoks/language/codes.py": CODES,
+    # the trained VQ tokenizer names its codes with the k-means codes' helpers
+    "src/semantoks/language/codes.py": CODES | VQ,
     # the registry computes every baseline's rows and names the probes' sets; the descriptors use its series
     "src/semantoks/features/dynamics.py": BASELINE_FEATURES | PROBES | LANGUAGE,
     "src/semantoks/model/backbone.py": {"pretrain"} | EMBED,

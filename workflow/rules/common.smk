@@ -196,9 +196,11 @@ def phenotype_inputs(wildcards):
     table = phenotype_table_path(wildcards.cohort)
     if table:
         inputs["table"] = table
-        # a BIDS sidecar's Levels name the class codes: editing it reruns the table
-        if Path(table).with_suffix(".json").is_file():
-            inputs["levels"] = str(Path(table).with_suffix(".json"))
+        # a BIDS sidecar's Levels name the class codes: editing it reruns the table; a simulated cohort writes its
+        # sidecar in the same run, so it is an input before it exists (else the next dry run reruns the table)
+        sidecar = Path(table).with_suffix(".json")
+        if sidecar.is_file() or config["cohorts"][wildcards.cohort]["source"] == "simulated":
+            inputs["levels"] = str(sidecar)
     return inputs
 
 

@@ -63,7 +63,7 @@ PROBE_COHORTS = config["probe"]["cohorts"] or COHORTS
 PHENOTYPES = phenotype_job_names(config["probe"]["phenotypes"])
 # what shapes the random-init control: the architecture, its inputs' preparation and the seed (extra may hold model
 # keys; read through pretrain_rerun_settings, so an operational key under extra reruns nothing)
-RANDOM_INIT_KEYS = ("preset", "model", "window", "patch_len", "model_tr", "band_pass", "zscore", "filter_order", "seed",
+RANDOM_INIT_KEYS = ("preset", "model", "window", "patch_len", "model_tr", "band_pass", "zscore", "filter_order", "clip_mad", "seed",
                     "extra")
 # model and random_init are drawn once per pretraining seed (`model@1`), pooled in the probes (semantoks/seeds.py)
 PRETRAIN_SEEDS = pretrain_seeds(config["pretrain"])

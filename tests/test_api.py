@@ -153,7 +153,7 @@ def test_a_transposed_tsv_is_one_line_not_a_traceback(trained, tmp_path):
     frame = _user_folder(tmp_path, trained)
     frame.T.to_csv(tmp_path / "transposed.tsv", sep="\t", index_label="parcel")
     done = subprocess.run([sys.executable, "-m", "semantoks", "embed", "--model",
-                           "results/models/tiny_Schaefer100x7/checkpoint.pt", "--timeseries", "transposed.tsv",
+                           "results/models/tiny_Schaefer100x7/seed-0/checkpoint.pt", "--timeseries", "transposed.tsv",
                            "--tr", "2", "--out", "x.parquet"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
     assert "transposed.tsv: column 'parcel' holds text" in done.stderr and "(is it transposed?)" in done.stderr

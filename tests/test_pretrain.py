@@ -643,10 +643,14 @@ configfile: "config.yaml"
 ATLAS_ID = {atlas!r}
 PRETRAIN_COHORTS = ["A", "B"]
 PARTITION = "data/timeseries/atlas=" + ATLAS_ID + "/cohort={{cohort}}/part-0.parquet"
-MODEL_DIR = "model"
+PHENOTYPE_TABLE = "data/phenotypes/cohort={{cohort}}/part-0.parquet"
+MODEL_DIR = MODEL_SEED_DIR = "model"
 CHECKPOINT = MODEL_DIR + "/checkpoint.pt"
 from semantoks.model.config import rerun_settings as pretrain_rerun_settings
 from semantoks.provenance import canonical
+def seeded_pretrain_params(wildcards, keys=None):
+    # one seed (pretrain.seed) in a folder without a seed wildcard: as common.smk's, less the wildcard
+    return canonical({{k: v for k, v in pretrain_rerun_settings(config["pretrain"]).items() if k != "seeds"}})
 def script_code(name):
     return "test"
 def dataset_root(wildcards, input):

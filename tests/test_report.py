@@ -221,7 +221,7 @@ def _seeded_probe_jsons(out, model_signal, n=40, seeds=(0, 1, 2)):
     meta = pd.DataFrame({"cohort": "demo", "scan_id": [f"sub-{s}" for s in subjects], "subject": subjects})
     informative = lambda noise: np.outer(signal, rng.normal(size=12)) + noise * rng.normal(size=(n, 12))  # noqa: E731
     sets = {"fc": (meta, informative(1.0)), "network_fc": (meta, rng.normal(size=(n, 6)))}
-    for name in ("dynamics", "fc_dynamics", "tangent_fc", "noise_a", "noise_b"):
+    for name in ("dynamics", "fc_dynamics", "noise_c", "noise_a", "noise_b"):
         sets[name] = (meta, rng.normal(size=(n, 5)))
     for seed in seeds:
         sets[f"model@{seed}"] = (meta, informative(0.3) if model_signal else rng.normal(size=(n, 12)))
@@ -269,7 +269,7 @@ def test_probe_figure_keeps_9_feature_sets_over_seeds_apart(tmp_path):
              if t.get_text()]
     assert sum(t.get_text().startswith("model, 3 seeds  (p = ") for t in texts) == 2
     assert {t.get_text().split("  ")[0] for ax in figure.axes for t in ax.get_yticklabels()} >= {
-        "fc", "network_fc", "dynamics", "fc_dynamics", "tangent_fc", "noise_a", "noise_b", "random_init, 3 seeds"}
+        "fc", "network_fc", "dynamics", "fc_dynamics", "noise_c", "noise_a", "noise_b", "random_init, 3 seeds"}
     boxes = [t.get_window_extent(renderer) for t in texts]
     overlaps = [(texts[i].get_text(), texts[j].get_text()) for i in range(len(boxes)) for j in range(i)
                 if boxes[i].overlaps(boxes[j])]

@@ -102,7 +102,7 @@ def test_connectivity_baseline_recovers_the_planted_diagnosis_above_its_shuffled
     per_seed = {f"{name}@{seed}" for name in ("model", "random_init") for seed in range(DEMO_CONFIG["pretrain"]["seeds"])}
     assert set(summary["feature_set"]) == {"model", "random_init", *per_seed, *baselines, "model_aligned", codes, vq}
     assert (summary.query("feature_set in @baselines")["status"] == "ok").all()
-    assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned"}
+    assert set(summary["phenotype"]) == {"diagnosis", "age", "age_binned", "state_order"}
     assert summary["shuffled_mean"].notna().all()
 
 
@@ -116,7 +116,7 @@ def test_checkpoint_carries_atlas_order_and_preprocessing(demo_run):
     assert identity["atlas_id"] == "Schaefer100x7"
     assert identity["parcel_names"] == labels["name"].tolist()
     assert identity["preprocessing"]["model_tr"] == 2.0 and identity["strategy"]["name"] == "scrubbing"
-    embeddings = pq.read_table(demo_run / "features" / "model.parquet")
+    embeddings = pq.read_table(demo_run / "features" / "model" / "seed-0.parquet")
     assert embeddings.num_rows == pq.read_metadata(
         demo_run / "dataset" / "timeseries" / "atlas=Schaefer100x7" / "cohort=demo" / "part-0.parquet").num_rows
 
@@ -162,7 +162,8 @@ def test_a_language_edit_reruns_the_language_probes_but_no_other_probe(demo_run,
     finally:
         config_file.write_text(original)
     counts = dict(line.split()[:2] for line in jobs.splitlines() if len(line.split()) == 2)
-    assert counts.get("probe_language") == "3" and counts.get("align") == "1"
+    # one language probe per phenotype job: diagnosis, age, age_binned, state_order
+    assert counts.get("probe_language") == "4" and counts.get("align") == "1"
     assert "probe_phenotype" not in counts and "embed" not in counts
 
 
